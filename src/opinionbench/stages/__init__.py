@@ -1,0 +1,1 @@
+"""Thin entry points, one per DVC stage: read params, call the library, write outputs."""

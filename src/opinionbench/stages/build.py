@@ -1,0 +1,33 @@
+"""`build` stage: waves (.sav) → data/build/{questions,distributions}.parquet + report/metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from opinionbench.config import BuildParams, DataParams, load_params
+from opinionbench.io import write_json, write_parquet
+from opinionbench.survey.build import build_waves
+from opinionbench.survey.details import load_survey_details
+
+
+def run(args: argparse.Namespace) -> int:
+    data, build = load_params("data", "build", path=args.params)
+    assert isinstance(data, DataParams) and isinstance(build, BuildParams)
+    files = data.wave_files()
+    result = build_waves(files, workers=build.workers, details=load_survey_details(data.survey_details))
+    out = build.out_dir
+    write_parquet(result.questions, out / "questions.parquet")
+    write_parquet(result.distributions, out / "distributions.parquet")
+    report = result.report()
+    write_json(report, out / "build_report.json")
+    metrics = {k: report[k] for k in ("waves_built", "questions", "cells")} | {"waves_failed": len(report["waves_failed"])}
+    write_json(metrics, out / "build_metrics.json")
+    for name, reason in report["waves_failed"].items():
+        print(f"wave not built: {reason}")
+    print(
+        f"built {report['waves_built']}/{len(files)} waves: {report['questions']} questions, "
+        f"{report['cells']} (question, group) cells -> {out}"
+    )
+    print("skipped columns by reason: " + json.dumps(report["skipped_columns_by_reason"]))
+    return 0 if report["waves_built"] else 2
