@@ -15,7 +15,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from opinionbench.errors import one_line
-from opinionbench.survey.wave import DISTRIBUTION_COLUMNS, QUESTION_COLUMNS, distributions, load_wave
+from opinionbench.survey.wave import distributions, load_wave
+from opinionbench.tables import DISTRIBUTION_COLUMNS, QUESTION_COLUMNS
 
 
 @dataclass

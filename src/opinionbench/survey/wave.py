@@ -17,13 +17,8 @@ from opinionbench.errors import SurveyError
 from opinionbench.survey.codebook import Codebook, extract_codebook
 from opinionbench.survey.demographics import HarmonisedAttribute, harmonise
 from opinionbench.survey.weighting import build_cell_index, question_distributions
+from opinionbench.tables import DISTRIBUTION_COLUMNS, QUESTION_COLUMNS
 
-QUESTION_COLUMNS = [
-    "qkey", "wave", "qcode", "question", "options", "option_codes", "refusal_options",
-    "refusal_codes", "ordinal", "weight_column", "survey", "wave_start", "wave_end", "topic",
-    "text_source", "source_file",
-]
-DISTRIBUTION_COLUMNS = ["qkey", "attribute", "group", "probs", "refusal_rate", "n", "n_eff"]
 
 
 @dataclass
