@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from opinionbench.errors import one_line
@@ -61,10 +62,15 @@ def build_one(path: Path) -> WaveResult:
         return WaveResult(path, error=one_line(exc))
 
 
+def _one_blas_thread() -> None:
+    """Worker initialiser: one BLAS thread per process, so N workers do not oversubscribe N cores."""
+    threadpool_limits(1)
+
+
 def build_waves(paths: list[Path], workers: int = 2, details: dict[str, dict] | None = None) -> BuildResult:
     results: list[WaveResult] = []
     if workers > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread) as pool:
             for res in tqdm(pool.map(build_one, paths), total=len(paths), desc="build waves", unit="wave"):
                 results.append(res)
     else:

@@ -59,9 +59,10 @@ def strip_code_prefix(label: str, column: str, qcode: str) -> str:
     """Drop the `CODE_Wnn.` (or `CODE.`) prefix Pew puts before the wording in variable labels."""
     text = clean_label(label)
     for prefix in (column, qcode):
-        m = re.match(re.escape(prefix) + r"\s*[.:]\s*", text, flags=re.IGNORECASE)
-        if m:
-            return text[m.end():].strip()
+        if text[: len(prefix)].lower() == prefix.lower():
+            rest = text[len(prefix):].lstrip()
+            if rest[:1] in (".", ":"):
+                return rest[1:].strip()
     return text
 
 

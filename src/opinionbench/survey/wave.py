@@ -16,7 +16,7 @@ import yaml
 from opinionbench.errors import SurveyError
 from opinionbench.survey.codebook import Codebook, extract_codebook
 from opinionbench.survey.demographics import HarmonisedAttribute, harmonise
-from opinionbench.survey.weighting import build_cell_index, question_distributions
+from opinionbench.survey.weighting import build_cell_index, cells_frame, tally_questions
 from opinionbench.tables import DISTRIBUTION_COLUMNS, QUESTION_COLUMNS
 
 
@@ -115,7 +115,7 @@ def load_wave(path: str | Path, weight_column: str | None = None) -> Wave:
     attributes = harmonise(str(path), frame, meta.variable_value_labels)
     start, end = _dates(frame, wave)
     qcols = [q.qkey for q in book.questions]
-    answers = frame[qcols].apply(pd.to_numeric, errors="coerce") if qcols else pd.DataFrame(index=frame.index)
+    answers = frame[qcols]  # labelled (numeric) columns only: extract_codebook skipped the rest
     return Wave(
         path=path,
         wave=wave,
@@ -158,12 +158,12 @@ def _questions_frame(wave: Wave) -> pd.DataFrame:
 def distributions(wave: Wave) -> pd.DataFrame:
     """Weighted distributions for Overall and every OpinionQA group the wave's data supports."""
     index = build_cell_index(len(wave.weights), wave.attributes)
-    frames = [
-        question_distributions(
-            q.qkey, wave.answers[q.qkey].to_numpy(dtype=float), q.option_codes, q.refusal_codes, wave.weights, index
-        )
-        for q in wave.codebook.questions
-    ]
-    if not frames:
-        return pd.DataFrame(columns=DISTRIBUTION_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[DISTRIBUTION_COLUMNS]
+    questions = wave.codebook.questions
+    tallies = tally_questions(
+        [wave.answers[q.qkey].to_numpy(dtype=float) for q in questions],
+        [q.option_codes for q in questions],
+        [q.refusal_codes for q in questions],
+        wave.weights,
+        index,
+    )
+    return cells_frame([q.qkey for q in questions], tallies, index)[DISTRIBUTION_COLUMNS]

@@ -1,8 +1,8 @@
 """Weighted answer distributions per (question, attribute, group), vectorised with bincount.
 
-Each respondent belongs to one cell per attribute (plus Overall). Flattening the
-(respondent, cell) memberships once per wave lets every question be tallied with a single
-`np.bincount`, which is what keeps the build close to the cost of reading the files.
+Each respondent belongs to one cell per attribute (plus Overall). Encoding the (respondent,
+cell) memberships once per wave as a matrix lets a block of questions be tallied with one matrix
+product, which is what keeps the build close to the cost of reading the files.
 """
 
 from __future__ import annotations
@@ -47,13 +47,110 @@ def kish_effective_n(sum_w: np.ndarray, sum_w2: np.ndarray) -> np.ndarray:
 
 def answer_index(answers: np.ndarray, option_codes: list[float], refusal_codes: list[float]) -> np.ndarray:
     """Code → 0..K-1 for substantive options, K for a refusal, -1 for missing or unlabelled."""
-    k = len(option_codes)
-    out = np.full(answers.shape, -1, dtype=np.int64)
-    for i, code in enumerate(option_codes):
-        out[answers == code] = i
-    if refusal_codes:
-        out[np.isin(answers, refusal_codes)] = k
+    codes = np.asarray(list(option_codes) + list(refusal_codes), dtype=float)
+    targets = np.concatenate([np.arange(len(option_codes)), np.full(len(refusal_codes), len(option_codes))])
+    order = np.argsort(codes)
+    codes, targets = codes[order], targets[order]
+    pos = np.clip(np.searchsorted(codes, answers), 0, len(codes) - 1)
+    return np.where(codes[pos] == answers, targets[pos], -1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class QuestionCells:
+    """Tallies of one question: the supported cells and their statistics, as arrays."""
+
+    cells: np.ndarray
+    probs: np.ndarray
+    refusal_rate: np.ndarray
+    n: np.ndarray
+    n_eff: np.ndarray
+
+
+def tally_questions(
+    answers: list[np.ndarray],
+    option_codes: list[list[float]],
+    refusal_codes: list[list[float]],
+    weights: np.ndarray,
+    index: CellIndex,
+    block_columns: int = 1024,
+) -> list[QuestionCells]:
+    """Weighted tallies of many questions for every cell that has a substantive answer.
+
+    Why a matrix product: each respondent sits in ~13 cells (Overall + one group per
+    attribute); writing each question's answers as one-hot columns (weight, weight², count) and
+    multiplying by the respondent×cell membership matrix tallies a block of questions in one BLAS
+    call, instead of gathering 13 copies of every answer per question.
+
+    `probs` are weighted shares over the substantive options (refusals excluded, as OpinionQA
+    does); `refusal_rate` is the weighted share of refusals among all who were asked and answered
+    anything; `n` counts substantive answers and `n_eff` is their Kish effective size.
+    """
+    n = len(weights)
+    membership = np.zeros((n, len(index.names)))
+    membership[index.rows, index.cells] = 1.0
+    widths = [len(c) + 1 for c in option_codes]
+    out: list[QuestionCells] = []
+    start = 0
+    while start < len(answers):
+        stop = start
+        while stop < len(answers) and (stop == start or sum(widths[start : stop + 1]) <= block_columns):
+            stop += 1
+        total = sum(widths[start:stop])
+        onehot = np.zeros((n, 3 * total))
+        offset = 0
+        for i in range(start, stop):
+            kk = answer_index(answers[i], option_codes[i], refusal_codes[i])
+            rows = np.flatnonzero((kk >= 0) & (weights > 0))
+            cols = offset + kk[rows]
+            onehot[rows, cols] = weights[rows]
+            onehot[rows, total + cols] = weights[rows] ** 2
+            onehot[rows, 2 * total + cols] = 1.0
+            offset += widths[i]
+        sums = membership.T @ onehot
+        offset = 0
+        for i in range(start, stop):
+            k = widths[i] - 1
+            sl = slice(offset, offset + k + 1)
+            out.append(_cells_from_sums(sums[:, sl], sums[:, total:][:, sl], sums[:, 2 * total:][:, sl], k))
+            offset += widths[i]
+        start = stop
     return out
+
+
+def _cells_from_sums(sum_w: np.ndarray, sum_w2: np.ndarray, count: np.ndarray, k: int) -> QuestionCells:
+    sub_n = np.rint(count[:, :k].sum(axis=1)).astype(np.int64)
+    supported = np.flatnonzero(sub_n > 0)
+    sub_w = sum_w[supported, :k].sum(axis=1)
+    return QuestionCells(
+        cells=supported,
+        probs=sum_w[supported, :k] / sub_w[:, None],
+        refusal_rate=sum_w[supported, k] / sum_w[supported].sum(axis=1),
+        n=sub_n[supported],
+        n_eff=kish_effective_n(sub_w, sum_w2[supported, :k].sum(axis=1)),
+    )
+
+
+def cells_frame(qkeys: list[str], tallies: list[QuestionCells], index: CellIndex) -> pd.DataFrame:
+    """One distributions frame for many questions, assembled once (not a frame per question)."""
+    if not tallies:
+        return pd.DataFrame(columns=["qkey", "attribute", "group", "probs", "refusal_rate", "n", "n_eff"])
+    cells = np.concatenate([t.cells for t in tallies])
+    attributes = np.array([a for a, _ in index.names], dtype=object)
+    groups = np.array([g for _, g in index.names], dtype=object)
+    probs: list[np.ndarray] = []
+    for t in tallies:
+        probs.extend(t.probs)
+    return pd.DataFrame(
+        {
+            "qkey": np.repeat(np.array(qkeys, dtype=object), [len(t.cells) for t in tallies]),
+            "attribute": attributes[cells],
+            "group": groups[cells],
+            "probs": probs,
+            "refusal_rate": np.concatenate([t.refusal_rate for t in tallies]),
+            "n": np.concatenate([t.n for t in tallies]),
+            "n_eff": np.concatenate([t.n_eff for t in tallies]),
+        }
+    )
 
 
 def question_distributions(
@@ -64,34 +161,5 @@ def question_distributions(
     weights: np.ndarray,
     index: CellIndex,
 ) -> pd.DataFrame:
-    """One row per cell with at least one substantive answer.
-
-    `probs` are weighted shares over the substantive options (refusals excluded, as OpinionQA
-    does); `refusal_rate` is the weighted share of refusals among all who were asked and answered
-    anything; `n` counts substantive answers and `n_eff` is their Kish effective size.
-    """
-    k = len(option_codes)
-    kk = answer_index(answers, option_codes, refusal_codes)[index.rows]
-    w = weights[index.rows]
-    keep = (kk >= 0) & (w > 0)
-    flat = index.cells[keep] * (k + 1) + kk[keep]
-    size = len(index.names) * (k + 1)
-    wk = w[keep]
-    sum_w = np.bincount(flat, weights=wk, minlength=size).reshape(-1, k + 1)
-    sum_w2 = np.bincount(flat, weights=wk * wk, minlength=size).reshape(-1, k + 1)
-    count = np.bincount(flat, minlength=size).reshape(-1, k + 1)
-    sub_w = sum_w[:, :k].sum(axis=1)
-    supported = np.flatnonzero(count[:, :k].sum(axis=1) > 0)
-    probs = sum_w[supported, :k] / sub_w[supported, None]
-    total_w = sum_w[supported].sum(axis=1)
-    return pd.DataFrame(
-        {
-            "qkey": qkey,
-            "attribute": [index.names[i][0] for i in supported],
-            "group": [index.names[i][1] for i in supported],
-            "probs": list(probs),
-            "refusal_rate": sum_w[supported, k] / total_w,
-            "n": count[supported, :k].sum(axis=1).astype(np.int64),
-            "n_eff": kish_effective_n(sub_w[supported], sum_w2[supported, :k].sum(axis=1)),
-        }
-    )
+    """The distributions rows of one question (see `tally_questions` for the definitions)."""
+    return cells_frame([qkey], tally_questions([answers], [option_codes], [refusal_codes], weights, index), index)
