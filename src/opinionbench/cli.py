@@ -20,6 +20,16 @@ from opinionbench.errors import OpinionBenchError, one_line
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("build", "build questions + distributions parquet from the configured waves"),
     "make-sample": ("make_sample", "regenerate the embedded synthetic wave data/sample/W900.sav"),
+    "validate": ("validate", "Great Expectations over the build (or --predictions): Data Docs + summary"),
+    "render-questionnaire": ("render_questionnaire", "write a (scanned) topline questionnaire PDF from a wave .sav"),
+    "ocr": ("ocr", "OCR a wave's questionnaire PDF (pages in parallel, resumable)"),
+    "correct": ("correct", "segment and correct a wave's OCR'd questionnaire with the configured backend"),
+    "review": ("review", "list the questionnaire questions most in need of manual review"),
+    "provenance": ("provenance", "print where a question's text came from and save its page crop"),
+    "infer": ("infer", "predictions of one model x method over the steerings (or --baselines)"),
+    "import": ("import_datasets", "import other benchmarks (OpinionQA subsets, NYT books, Global Values)"),
+    "calibrate": ("calibrate", "temperature-scale logprobs predictions (fit on a question split)"),
+    "evaluate": ("evaluate", "leaderboards, DVC metrics/plots, figures and MLflow runs from all predictions"),
 }
 
 

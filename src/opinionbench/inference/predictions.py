@@ -1,0 +1,62 @@
+"""Read, write and locate predictions tables (schema: `opinionbench.tables.PREDICTION_COLUMNS`).
+
+One parquet per (dataset, model, method, steering) at
+`<root>/<dataset>/<model>/<method>/<steering>.parquet`; `probs` is aligned with the dataset's
+`options` in their original order, an empty list where the row `failed`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from opinionbench.io import write_parquet
+from opinionbench.tables import PREDICTION_COLUMNS, TableError, read_table
+
+DEFAULT_ROOT = Path("data/predictions")
+
+
+def prediction_path(dataset: str, model: str, method: str, steering: str, root: Path = DEFAULT_ROOT) -> Path:
+    return Path(root) / dataset / model / method / f"{steering}.parquet"
+
+
+def normalise_predictions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Exactly PREDICTION_COLUMNS, in order, with stable dtypes and a deterministic row order."""
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise TableError(f"predictions frame lacks columns {missing}")
+    out = frame[PREDICTION_COLUMNS].copy()
+    out["probs"] = out["probs"].map(lambda p: [float(x) for x in (p if p is not None else [])])
+    out["out_of_option_mass"] = out["out_of_option_mass"].astype(float)
+    out["failed"] = out["failed"].astype(bool)
+    for col in ("raw_reply", "error"):
+        out[col] = out[col].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return out.sort_values(["qkey", "attribute", "group"], kind="stable").reset_index(drop=True)
+
+
+def write_predictions(frame: pd.DataFrame, path: Path) -> None:
+    write_parquet(normalise_predictions(frame), Path(path))
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    frame = read_table(Path(path), PREDICTION_COLUMNS)
+    frame["probs"] = frame["probs"].map(lambda p: np.asarray(p, dtype=float))
+    return frame
+
+
+def check_alignment(predictions: pd.DataFrame, questions: pd.DataFrame) -> None:
+    """Every non-failed row has one probability per option of its question, summing to 1."""
+    n_options = dict(zip(questions["qkey"], questions["options"].map(len)))
+    for row in predictions.itertuples(index=False):
+        if row.failed:
+            continue
+        if row.qkey not in n_options:
+            raise TableError(f"predictions: {row.qkey}: not a question of the dataset")
+        if len(row.probs) != n_options[row.qkey] or not math.isclose(float(np.sum(row.probs)), 1.0, abs_tol=1e-6):
+            raise TableError(
+                f"predictions: {row.qkey}/{row.attribute}/{row.group}: probs {list(row.probs)} "
+                f"not a distribution over {n_options[row.qkey]} options"
+            )

@@ -1,0 +1,158 @@
+"""The inference runner: questions × cells → predictions, in chunks, resumable, with progress.
+
+Every cell (qkey, attribute, group) gets a request hash over everything that determines its
+answer (model id + revision, method, method settings, the exact prompts). Finished chunks are
+written at once as parquet parts under `parts_dir`, keyed by those hashes; a run that was
+killed, or rerun after adding groups or questions, loads the parts and computes only cells
+whose hash is not there yet. The final table is then assembled in cell order and written
+atomically, so it equals an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from opinionbench.elicit import methods
+from opinionbench.elicit.base import Item, MethodSettings, Result, failed
+from opinionbench.elicit.options import QuestionError, check_options
+from opinionbench.inference.predictions import write_predictions
+from opinionbench.io import write_parquet
+from opinionbench.models.base import Backend
+from opinionbench.steering import SteeringData, steer
+from opinionbench.steering.templates import templates_hash
+from opinionbench.tables import OVERALL, PREDICTION_COLUMNS
+
+
+def sample_questions(questions: pd.DataFrame, n: int | None, seed: int, waves: Sequence[str] = ()) -> list[str]:
+    """A seeded sample of qkeys (sorted), optionally from some waves only; n=None keeps all."""
+    pool = questions
+    if waves:
+        pool = pool[pool["wave"].isin(set(waves))] if "wave" in pool.columns else pool.iloc[0:0]
+    keys = sorted(pool["qkey"])
+    if n is not None and n < len(keys):
+        keys = sorted(np.random.default_rng(seed).choice(keys, size=n, replace=False).tolist())
+    return keys
+
+
+def steering_cells(distributions: pd.DataFrame, qkeys: Sequence[str], steering: str,
+                   groups: Mapping[str, Sequence[str]]) -> list[tuple[str, str, str]]:
+    """Unsteered: the Overall cell of each question. Steered: one cell per configured group the data has."""
+    present = set(zip(distributions["qkey"], distributions["attribute"], distributions["group"]))
+    cells = []
+    for q in qkeys:
+        if steering == "none":
+            cells.append((q, OVERALL, OVERALL))
+        else:
+            cells.extend((q, a, g) for a in sorted(groups) for g in groups[a] if (q, a, g) in present)
+    return cells
+
+
+@dataclass
+class RunSummary:
+    cells: int
+    computed: int
+    reused: int
+    failed: int
+    path: Path
+
+
+class InferenceRun:
+    """One (dataset, model, method, steering) predictions table."""
+
+    def __init__(self, backend: Backend, method: str, steering: str, questions: pd.DataFrame,
+                 steering_data: SteeringData, settings: MethodSettings, *, dataset: str,
+                 out_path: Path, parts_dir: Path, chunk_size: int = 16, retry_failed: bool = False) -> None:
+        self.backend = backend
+        self.method_name = method
+        self.method = methods()[method]
+        self.steering = steering
+        self.questions = questions.set_index("qkey", drop=False)
+        self.data = steering_data
+        self.settings = settings
+        self.dataset = dataset
+        self.out_path = Path(out_path)
+        self.parts_dir = Path(parts_dir)
+        self.chunk_size = chunk_size
+        self.retry_failed = retry_failed
+
+    # -- what a cell asks -------------------------------------------------------------------
+    def item(self, cell: tuple[str, str, str]) -> Item:
+        qkey, attribute, group = cell
+        row = self.questions.loc[qkey]
+        context = steer(self.steering, self.data, qkey, attribute, group)
+        return Item(qkey, attribute, group, str(row["question"]), tuple(str(o) for o in row["options"]), context)
+
+    def request_hash(self, item: Item) -> str:
+        prompts = [p.messages for p in self.method.prompts(item, self.settings)]
+        key = [self.backend.model_id, self.backend.revision, self.method_name, asdict(self.settings), prompts]
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+    def template_hash(self, item: Item) -> str:
+        method_templates = getattr(self.method, "TEMPLATES", None)
+        names = list(method_templates.values()) if isinstance(method_templates, dict) else [self.method.TEMPLATE]
+        return templates_hash(*item.context.templates, *names)
+
+    # -- the run ----------------------------------------------------------------------------
+    def _load_parts(self) -> dict[str, dict]:
+        done: dict[str, dict] = {}
+        for part in sorted(self.parts_dir.glob("part-*.parquet")):
+            for row in pd.read_parquet(part).to_dict("records"):
+                if self.retry_failed and row["failed"]:
+                    continue
+                done[row["request_hash"]] = row
+        return done
+
+    def _row(self, item: Item, result: Result, digest: str, template_hash: str) -> dict:
+        return {
+            "qkey": item.qkey, "attribute": item.attribute, "group": item.group,
+            "probs": [float(p) for p in result.probs], "out_of_option_mass": float(result.out_of_option_mass),
+            "raw_reply": result.raw_reply, "failed": bool(result.failed), "error": result.error,
+            "template_hash": template_hash, "model_id": self.backend.model_id,
+            "model_revision": self.backend.revision, "method": self.method_name, "steering": self.steering,
+            "dataset": self.dataset, "request_hash": digest,
+        }
+
+    def run(self, cells: Sequence[tuple[str, str, str]], progress: bool = True) -> RunSummary:
+        items = [self.item(c) for c in cells]
+        hashes = [self.request_hash(i) for i in items]
+        done = self._load_parts()
+        todo = [k for k, h in enumerate(hashes) if h not in done]
+        reused = len(items) - len(todo)
+        bar = tqdm(total=len(items), initial=reused, unit="question", disable=not progress,
+                   desc=f"{self.backend.model_id.split('/')[-1]} {self.method_name}/{self.steering}")
+        computed = 0
+        for start in range(0, len(todo), self.chunk_size):
+            chunk = todo[start:start + self.chunk_size]
+            askable, rows = [], []
+            for k in chunk:
+                try:
+                    check_options(items[k].qkey, items[k].options)
+                    askable.append(k)
+                except QuestionError as exc:
+                    rows.append(self._row(items[k], failed(str(exc)), hashes[k], self.template_hash(items[k])))
+            if askable:
+                results = self.method.run(self.backend, [items[k] for k in askable], self.settings)
+                rows += [self._row(items[k], r, hashes[k], self.template_hash(items[k])) for k, r in zip(askable, results)]
+            part = pd.DataFrame(rows)
+            write_parquet(part, self.parts_dir / f"part-{hashes[chunk[0]][:16]}-{len(chunk)}.parquet")
+            done.update({r["request_hash"]: r for r in rows})
+            computed += len(chunk)
+            bar.update(len(chunk))
+        bar.close()
+        frame = pd.DataFrame([done[h] for h in hashes], columns=[*PREDICTION_COLUMNS, "request_hash"])
+        frame = frame.drop(columns=["request_hash"])
+        if frame.empty:
+            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS})
+        frame["out_of_option_mass"] = frame["out_of_option_mass"].map(
+            lambda v: math.nan if v is None else float(v)) if len(frame) else frame["out_of_option_mass"]
+        write_predictions(frame, self.out_path)
+        return RunSummary(len(items), computed, reused, int(frame["failed"].sum()) if len(frame) else 0, self.out_path)

@@ -1,0 +1,84 @@
+"""The model backend interface: the two operations every harness of the field settles on.
+
+`next_token_logprobs` (log-probabilities of candidate next tokens after a chat prompt) serves
+the `logprobs` method; `generate` (sampled or greedy replies) serves `verbalized` and
+`sequence`. A backend answers a whole batch at once so that it can sort, bucket and share work;
+one bad prompt comes back as a `Failure` in its slot instead of stopping the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from opinionbench.errors import OpinionBenchError
+
+
+class ModelError(OpinionBenchError):
+    """A model cannot be loaded or reached (bad path, unknown backend, endpoint down)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A chat conversation; the model's reply starts right after the last message."""
+
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+
+    def as_openai(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.messages).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NextToken:
+    """Log-probabilities of next tokens, keyed by the token's text.
+
+    `exhaustive` is True when every requested candidate was scored exactly (in-process
+    backends); False when only the top-k were returned (API backends), so a candidate that is
+    absent had a probability below the least listed one.
+    """
+
+    logprobs: dict[str, float]
+    exhaustive: bool
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one prompt got no answer; recorded in the predictions (failed=True, error=...)."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """`n` replies to one prompt; temperature 0 = greedy. `seed` makes sampling repeatable."""
+
+    prompt: Prompt
+    max_tokens: int
+    temperature: float = 0.0
+    n: int = 1
+    seed: int = 0
+    json_schema: dict | None = field(default=None, hash=False, compare=False)
+
+
+class Backend(ABC):
+    """One model. Implementations: `hf` (in-process), `openai` (HTTP); see models/registry.py."""
+
+    model_id: str
+    revision: str
+
+    @abstractmethod
+    def next_token_logprobs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[NextToken | Failure]:
+        """For each prompt, the log-probabilities of the candidate tokens (e.g. "A", " A")."""
+
+    @abstractmethod
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str] | Failure]:
+        """For each request, its `n` reply texts (or a Failure)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (threads, servers); the default has none."""

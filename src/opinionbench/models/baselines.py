@@ -1,0 +1,128 @@
+"""Predictions that need no weights: the floor and the references every model is compared with.
+
+- `uniform`: 1/n over the options: what knowing nothing scores.
+- `overall-prior`: every group predicted with the Overall (public) distribution: what a model
+  that is perfectly representative but not steerable at all scores on group rows.
+- `similar-questions`: the mean distribution, for the same group, of the k most similar other
+  questions with as many options (never the question itself): what "knowing the group's
+  general leanings" scores without reading the question.
+
+Each is a pure function of the dataset's two tables and the cells to predict, returning a
+predictions frame with the `opinionbench.tables.PREDICTION_COLUMNS` schema (method
+`baseline`, steering `none`; rows for Overall and every requested group).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from opinionbench.similarity import SimilarQuestions
+from opinionbench.tables import OVERALL
+
+BASELINE_METHOD = "baseline"
+BASELINE_STEERING = "none"
+BASELINE_REVISION = "v1"
+
+
+def cells_to_predict(distributions: pd.DataFrame, qkeys: Sequence[str],
+                     groups: Mapping[str, Sequence[str]] | None) -> pd.DataFrame:
+    """(qkey, attribute, group) for Overall plus the requested groups that the data has.
+
+    `groups` maps attribute -> group names (e.g. {"POLPARTY": ["Republican", "Democrat"]});
+    None means every group in the distributions table. A group the dataset does not have for a
+    question is simply not a cell (there is no truth to compare with).
+    """
+    frame = distributions[distributions["qkey"].isin(set(qkeys))][["qkey", "attribute", "group"]]
+    is_overall = frame["attribute"] == OVERALL
+    if groups is None:
+        wanted = ~is_overall
+    else:
+        pairs = {(a, g) for a, names in groups.items() for g in names}
+        wanted = pd.Series([(a, g) in pairs for a, g in zip(frame["attribute"], frame["group"])], index=frame.index)
+    out = frame[is_overall | wanted].drop_duplicates()
+    order = {q: i for i, q in enumerate(qkeys)}
+    return out.assign(_o=out["qkey"].map(order), _ov=~(out["attribute"] == OVERALL)).sort_values(
+        ["_o", "_ov", "attribute", "group"], kind="stable").drop(columns=["_o", "_ov"]).reset_index(drop=True)
+
+
+def _frame(cells: pd.DataFrame, probs: list, errors: list, name: str, dataset: str, params: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "qkey": cells["qkey"].to_numpy(),
+        "attribute": cells["attribute"].to_numpy(),
+        "group": cells["group"].to_numpy(),
+        "probs": [list(map(float, p)) if p is not None else [] for p in probs],
+        "out_of_option_mass": np.nan,
+        "raw_reply": None,
+        "failed": [e is not None for e in errors],
+        "error": errors,
+        "template_hash": hashlib.sha256(f"{name}:{params}".encode()).hexdigest()[:16],
+        "model_id": name,
+        "model_revision": BASELINE_REVISION,
+        "method": BASELINE_METHOD,
+        "steering": BASELINE_STEERING,
+        "dataset": dataset,
+    })
+
+
+def _truth(distributions: pd.DataFrame) -> dict[tuple[str, str, str], np.ndarray]:
+    return {(q, a, g): np.asarray(p, dtype=float) for q, a, g, p in distributions[
+        ["qkey", "attribute", "group", "probs"]].itertuples(index=False)}
+
+
+def uniform(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
+            dataset: str, k: int = 5) -> pd.DataFrame:
+    n_options = dict(zip(questions["qkey"], questions["options"].map(len)))
+    probs = [np.full(n_options[q], 1.0 / n_options[q]) for q in cells["qkey"]]
+    return _frame(cells, probs, [None] * len(cells), "uniform", dataset, "")
+
+
+def overall_prior(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
+                  dataset: str, k: int = 5) -> pd.DataFrame:
+    truth = _truth(distributions)
+    probs, errors = [], []
+    for q in cells["qkey"]:
+        p = truth.get((q, OVERALL, OVERALL))
+        probs.append(p)
+        errors.append(None if p is not None else f"{q}: no Overall distribution in the dataset")
+    return _frame(cells, probs, errors, "overall-prior", dataset, "")
+
+
+def similar_questions(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
+                      dataset: str, k: int = 5, similar: SimilarQuestions | None = None) -> pd.DataFrame:
+    similar = similar or SimilarQuestions(questions)
+    truth = _truth(distributions)
+    has_group: dict[tuple[str, str], set[str]] = {}
+    for q, a, g in truth:
+        has_group.setdefault((a, g), set()).add(q)
+    probs, errors = [], []
+    for q, a, g in cells[["qkey", "attribute", "group"]].itertuples(index=False):
+        neighbours = similar.most_similar(q, k, same_option_count=True, allowed=has_group.get((a, g), set()))
+        if not neighbours:
+            probs.append(None)
+            errors.append(f"{q}/{a}/{g}: no other question with as many options has this group's distribution")
+            continue
+        mean = np.mean([truth[(n, a, g)] for n in neighbours], axis=0)
+        probs.append(mean / mean.sum())
+        errors.append(None)
+    return _frame(cells, probs, errors, "similar-questions", dataset, f"k={k}")
+
+
+BASELINES: dict[str, Callable[..., pd.DataFrame]] = {
+    "uniform": uniform,
+    "overall-prior": overall_prior,
+    "similar-questions": similar_questions,
+}
+
+
+def baseline_predictions(name: str, questions: pd.DataFrame, distributions: pd.DataFrame,
+                         cells: pd.DataFrame, dataset: str, k: int = 5) -> pd.DataFrame:
+    """Predictions of baseline `name` for `cells` (see `cells_to_predict`)."""
+    if name not in BASELINES:
+        from opinionbench.errors import ConfigError
+
+        raise ConfigError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
+    return BASELINES[name](questions, distributions, cells, dataset, k=k)

@@ -1,0 +1,95 @@
+"""`openai` backend: any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp, `transformers serve`).
+
+This is the scale-out path: point `base_url` at a vLLM server or cluster and raise
+`concurrency`. Requests run in a bounded thread pool; the client retries transient errors
+(429/5xx, timeouts) with backoff; a prompt whose request still fails, or whose reply is not
+what was asked for, comes back as a `Failure` naming the endpoint and the reason, so the
+others go on and nothing already computed is lost. The API key is read from the environment
+variable named in params (never from params itself) and never logged or recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from opinionbench.models.base import Backend, Failure, GenerationRequest, ModelError, NextToken, Prompt
+
+
+class OpenAIBackend(Backend):
+    def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None, revision: str | None = None,
+                 concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 2, top_logprobs: int = 20,
+                 use_response_format: bool = True) -> None:
+        import openai
+
+        key = os.environ.get(api_key_env, "") if api_key_env else ""
+        if api_key_env and not key:
+            raise ModelError(f"{model}: environment variable {api_key_env} (api_key_env) is not set")
+        self.client = openai.OpenAI(base_url=base_url, api_key=key or "none", timeout=timeout_s, max_retries=max_retries)
+        self.base_url = base_url
+        self.model_id = model
+        self.revision = revision or "endpoint"
+        self.top_logprobs = top_logprobs
+        self.use_response_format = use_response_format
+        self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def _describe(self, exc: Exception) -> str:
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            return f"{self.base_url}: HTTP {exc.status_code} from the endpoint"
+        if isinstance(exc, openai.APITimeoutError):
+            return f"{self.base_url}: request timed out"
+        if isinstance(exc, openai.APIConnectionError):
+            return f"{self.base_url}: cannot connect"
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        return f"{self.base_url}: unusable reply ({type(exc).__name__}: {text[:160]})"
+
+    def _guard(self, call):
+        def wrapped(arg):
+            try:
+                return call(arg)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded Failure
+                return Failure(self._describe(exc))
+        return wrapped
+
+    def next_token_logprobs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[NextToken | Failure]:
+        def one(prompt: Prompt) -> NextToken:
+            reply = self.client.chat.completions.create(
+                model=self.model_id, messages=prompt.as_openai(), max_tokens=1, temperature=0.0,
+                logprobs=True, top_logprobs=self.top_logprobs,
+            )
+            content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None
+            if not content:
+                raise ValueError("the endpoint returned no logprobs (does it support `logprobs`/`top_logprobs`?)")
+            top = {}
+            for entry in content[0].top_logprobs:
+                top[entry.token] = max(entry.logprob, top.get(entry.token, float("-inf")))
+            if not top:
+                top[content[0].token] = content[0].logprob
+            return NextToken(top, exhaustive=False)
+
+        return list(self.pool.map(self._guard(one), prompts))
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str] | Failure]:
+        def one(request: GenerationRequest) -> list[str]:
+            extra = {}
+            if request.json_schema is not None and self.use_response_format:
+                extra["response_format"] = {"type": "json_schema",
+                                            "json_schema": {"name": "distribution", "schema": request.json_schema}}
+            texts = []
+            for i in range(request.n):  # one call per sample: not every server implements `n`
+                reply = self.client.chat.completions.create(
+                    model=self.model_id, messages=request.prompt.as_openai(), max_tokens=request.max_tokens,
+                    temperature=request.temperature, seed=request.seed + i, **extra,
+                )
+                if not reply.choices or reply.choices[0].message.content is None:
+                    raise ValueError("the endpoint returned no message content")
+                texts.append(reply.choices[0].message.content)
+            return texts
+
+        return list(self.pool.map(self._guard(one), requests))

@@ -1,0 +1,90 @@
+"""`codebook`: offline correction by aligning the OCR text word by word with the codebook labels.
+
+Only differences that look like OCR errors are fixed: a run of OCR words replaced by codebook
+words when the two spell nearly the same characters (`Nottoo` → `Not too`, `27°` noise), a
+short run of words OCR dropped between two matching words, and noise tokens with no letters or
+digits. Text that the questionnaire has and the codebook lacks is kept: the printed
+questionnaire is the better source of the wording, the codebook only a spell-checker.
+"""
+
+from __future__ import annotations
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
+
+from opinionbench.questionnaire.correct.base import Correction, Hint, register
+from opinionbench.questionnaire.segment import Block
+
+SAME_WORDS_MIN_RATIO = 60.0  # fuzz.ratio of the joined characters for a replaced run of words
+OPTION_MATCH_MIN_RATIO = 70.0
+MAX_INSERTED_WORDS = 2
+
+
+def _squash(words: list[str]) -> str:
+    return "".join(words).lower()
+
+
+def merged_opcodes(o: list[str], t: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """Word-level opcodes with adjacent non-equal runs merged: `Nottoo much` vs `Not too much`
+    is one change (`Nottoo` -> `Not too`), not an insertion next to a replacement."""
+    merged: list[list] = []
+    for op in Levenshtein.opcodes(o, t):
+        tag = "equal" if op.tag == "equal" else "change"
+        if merged and merged[-1][0] == tag == "change":
+            merged[-1][2], merged[-1][4] = op.src_end, op.dest_end
+        else:
+            merged.append([tag, op.src_start, op.src_end, op.dest_start, op.dest_end])
+    return [tuple(m) for m in merged]
+
+
+def align_text(ocr: str, truth: str) -> tuple[str, int]:
+    """OCR text with OCR-like errors replaced from `truth`; returns (text, number of fixes)."""
+    o, t = ocr.split(), truth.split()
+    out: list[str] = []
+    fixes = 0
+    chunks = merged_opcodes(o, t)
+    for i, (tag, s0, s1, d0, d1) in enumerate(chunks):
+        src, dst = o[s0:s1], t[d0:d1]
+        if tag == "equal":
+            out.extend(src)
+        elif src and dst:
+            if fuzz.ratio(_squash(src), _squash(dst)) >= SAME_WORDS_MIN_RATIO:
+                out.extend(dst)
+                fixes += 1
+            else:
+                out.extend(src)
+        elif dst:  # words the OCR dropped
+            if len(dst) <= MAX_INSERTED_WORDS and o and len(chunks) > 1:
+                out.extend(dst)
+                fixes += 1
+        else:  # words only the OCR has: drop pure noise, keep real text
+            kept = [w for w in src if any(ch.isalnum() for ch in w)]
+            fixes += len(src) - len(kept)
+            out.extend(kept)
+    return " ".join(out), fixes
+
+
+@register("codebook")
+class CodebookCorrection:
+    name = "codebook"
+
+    def __init__(self, params=None) -> None:
+        self.params = params
+
+    def correct(self, block: Block, hint: Hint | None) -> Correction:
+        if hint is None:
+            return Correction(block.wording, list(block.options), self.name, notes=["no codebook entry: OCR text kept"])
+        question, fixes = align_text(block.wording, hint.question)
+        notes = [f"wording: {fixes} OCR fixes"] if fixes else []
+        options = []
+        for label in block.options:
+            match = process.extractOne(label, hint.options, scorer=fuzz.ratio, score_cutoff=OPTION_MATCH_MIN_RATIO)
+            if match is None:
+                options.append(label)
+                notes.append(f"option {label!r}: no codebook label close enough, kept")
+                continue
+            fixed, n = align_text(label, match[0])
+            options.append(fixed)
+            if n:
+                notes.append(f"option {label!r} -> {fixed!r}")
+        return Correction(question, options, self.name, notes=notes)

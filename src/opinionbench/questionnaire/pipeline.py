@@ -1,0 +1,186 @@
+"""OCR'd blocks → corrected questions, the same way for every backend.
+
+For each block: find the codebook entry of its code (tolerating an OCR'd code), run the chosen
+backend, put the result through the drift guard, reconcile the printed topline with the weighted
+distribution, and keep the whole trail (OCR text, confidence, box, diff, cache key) for review
+and provenance. A backend failure on one question sends that question to review; the others go on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+from rapidfuzz import fuzz, process
+from tqdm import tqdm
+
+from opinionbench.config import CorrectionParams
+from opinionbench.questionnaire.correct.codebook import merged_opcodes
+from opinionbench.questionnaire.correct.base import CorrectionBackend, Hint, make_backend
+from opinionbench.questionnaire.drift import check_drift
+from opinionbench.questionnaire.errors import CorrectionError
+from opinionbench.questionnaire.reconcile import reconcile
+from opinionbench.questionnaire.segment import Block
+
+QCODE_MATCH_MIN_RATIO = 75.0
+CORRECTED_COLUMNS = [
+    "qkey", "wave", "qcode", "qcode_ocr", "routing", "question", "options", "refusal_options",
+    "question_ocr", "options_ocr", "percents_ocr", "page", "bbox", "dpi", "confidence", "min_confidence",
+    "ocr_text", "backend", "model", "cache_key", "notes", "diff", "drift", "hint_similarity", "in_codebook",
+    "status", "review_reasons", "topline_ok", "topline_max_diff", "topline_detail", "source",
+]
+
+
+def wave_hints(wave) -> dict[str, Hint]:
+    """Codebook entries of a loaded `Wave`, by qcode."""
+    return {
+        q.qcode: Hint(q.qcode, q.question, list(q.options), list(q.refusal_options))
+        for q in wave.questions.itertuples()
+    }
+
+
+def wave_toplines(wave) -> dict[str, tuple[list[float], float]]:
+    """Weighted Overall (probs, refusal rate) of a loaded `Wave`, by qcode."""
+    from opinionbench.survey import distributions
+
+    dist = distributions(wave)
+    overall = dist[dist["attribute"] == "Overall"]
+    code = dict(zip(wave.questions["qkey"], wave.questions["qcode"]))
+    return {code[r.qkey]: (list(r.probs), float(r.refusal_rate)) for r in overall.itertuples() if r.qkey in code}
+
+
+def match_qcode(code: str, known: list[str]) -> str | None:
+    """The codebook code an OCR'd code stands for (exact, case-insensitive, or a near spelling)."""
+    if code in known:
+        return code
+    lowered = {k.lower(): k for k in known}
+    if code.lower() in lowered:
+        return lowered[code.lower()]
+    match = process.extractOne(code, known, scorer=fuzz.ratio, score_cutoff=QCODE_MATCH_MIN_RATIO)
+    return match[0] if match else None
+
+
+def word_diff(before: str, after: str) -> str:
+    """wdiff-style `[-old-]{+new+}` of the words that changed; empty when nothing did."""
+    a, b = before.split(), after.split()
+    parts = []
+    for tag, s0, s1, d0, d1 in merged_opcodes(a, b):
+        if tag == "equal":
+            continue
+        old = " ".join(a[s0:s1])
+        new = " ".join(b[d0:d1])
+        parts.append((f"[-{old}-]" if old else "") + (f"{{+{new}+}}" if new else ""))
+    return " ".join(parts)
+
+
+def correct_blocks(
+    blocks: list[Block],
+    *,
+    wave_id: str,
+    backend: CorrectionBackend,
+    params: CorrectionParams,
+    hints: dict[str, Hint] | None = None,
+    toplines: dict[str, tuple[list[float], float]] | None = None,
+    source: str = "",
+    progress: bool = True,
+) -> pd.DataFrame:
+    hints = hints or {}
+    toplines = toplines or {}
+    known = list(hints)
+    rows = []
+    for block in tqdm(blocks, desc=f"correct {wave_id} ({backend.name})", unit="question", disable=not progress):
+        qcode = match_qcode(block.qcode, known) if known else block.qcode
+        hint = hints.get(qcode) if qcode else None
+        qcode = qcode or block.qcode
+        reasons: list[str] = []
+        model = cache_key = None
+        notes: list[str] = []
+        try:
+            result = backend.correct(block, hint)
+            question, options, model, cache_key, notes = (
+                result.question, result.options, result.model, result.cache_key, result.notes)
+            verdict = check_drift(block.wording, block.options, question, options, hint.question if hint else None,
+                                  threshold=params.drift_threshold, hint_min_similarity=params.hint_min_similarity)
+            reasons += verdict.reasons
+            d, sim = verdict.drift, verdict.hint_similarity
+        except CorrectionError as exc:
+            question, options, d, sim = block.wording, list(block.options), None, None
+            cache_key = getattr(exc, "cache_key", None)
+            reasons.append(f"correction failed: {exc}")
+        if reasons and backend.name != "none":
+            # a rejected correction never reaches the dataset: keep the OCR text, flag for review
+            notes.append(f"rejected {backend.name} correction: {question!r} {options!r}")
+            question, options = block.wording, list(block.options)
+        if hint is None and known:
+            reasons.append("code not in the codebook")
+        probs, refusal = toplines.get(qcode, (None, None))
+        check = reconcile(block.percents, probs, refusal)
+        if check.ok is False:
+            reasons.append(f"topline mismatch: {check.detail}")
+        rows.append({
+            "qkey": f"{qcode}_{wave_id}", "wave": wave_id, "qcode": qcode, "qcode_ocr": block.qcode,
+            "routing": block.routing, "question": question, "options": options,
+            "refusal_options": list(hint.refusal_options) if hint else list(block.refusal_options),
+            "question_ocr": block.wording, "options_ocr": list(block.options), "percents_ocr": list(block.percents),
+            "page": block.page, "bbox": list(block.bbox), "dpi": block.dpi, "confidence": block.confidence,
+            "min_confidence": block.min_confidence, "ocr_text": block.ocr_text, "backend": backend.name,
+            "model": model, "cache_key": cache_key, "notes": list(notes),
+            "diff": word_diff(" | ".join([block.wording, *block.options]), " | ".join([question, *options])),
+            "drift": d, "hint_similarity": sim, "in_codebook": hint is not None,
+            "status": "needs_review" if reasons else "accepted", "review_reasons": reasons,
+            "topline_ok": check.ok, "topline_max_diff": check.max_diff, "topline_detail": check.detail,
+            "source": source,
+        })
+    frame = pd.DataFrame(rows, columns=CORRECTED_COLUMNS)
+    dup = frame["qkey"].duplicated(keep=False)
+    if dup.any():
+        for i in frame.index[dup]:
+            frame.at[i, "review_reasons"] = [*frame.at[i, "review_reasons"], "code printed more than once"]
+            frame.at[i, "status"] = "needs_review"
+    return frame
+
+
+def missing_questions(corrected: pd.DataFrame, hints: dict[str, Hint]) -> list[str]:
+    """Codebook codes the questionnaire did not yield (not printed, or not found by OCR)."""
+    return sorted(set(hints) - set(corrected["qcode"]))
+
+
+def read_questionnaire(
+    pdf_path: str | Path,
+    wave=None,
+    correction: str = "codebook",
+    *,
+    params: CorrectionParams | None = None,
+    dpi: int = 200,
+    psm: int = 6,
+    workers: int = 2,
+    ocr_cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """A questionnaire PDF → one row per question found (qcode, question, options, page, confidence, source...).
+
+    `wave` (a `Wave` from `opinionbench.survey.load_wave`) supplies the codebook hints and the
+    toplines; without it the `codebook` backend has nothing to align with and the OCR text is
+    returned as read (with a warning).
+    """
+    import tempfile
+
+    from opinionbench.questionnaire.ocr import OcrSettings, ocr_pdf
+    from opinionbench.questionnaire.segment import segment
+
+    params = params or CorrectionParams(backend=correction)
+    if correction == "codebook" and wave is None:
+        warnings.warn(f"{pdf_path}: no wave given: codebook correction has no codebook; OCR text returned", stacklevel=2)
+    pdf_path = Path(pdf_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        words = ocr_pdf(pdf_path, settings=OcrSettings(dpi=dpi, psm=psm), workers=workers,
+                        cache_dir=Path(ocr_cache_dir) if ocr_cache_dir else Path(tmp), progress=progress)
+    blocks = segment(words, source=str(pdf_path))
+    wave_id = wave.wave if wave is not None else pdf_path.stem.split("_")[0]
+    frame = correct_blocks(
+        blocks, wave_id=wave_id, backend=make_backend(correction, params), params=params,
+        hints=wave_hints(wave) if wave is not None else None,
+        toplines=wave_toplines(wave) if wave is not None else None, source=str(pdf_path), progress=progress,
+    )
+    return frame

@@ -1,0 +1,108 @@
+"""Where each question's text came from, carried into the built dataset as a JSON column.
+
+`attach_questionnaire_text` is the build's one call: question wording from the corrected
+questionnaire where the correction was accepted, from the codebook otherwise (`text_source`
+says which), reviewed corrections applied last, and a `provenance` JSON per question with the
+whole chain: file, page, box, OCR text and confidence, backend, model, cache key, diff, review.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from opinionbench.questionnaire.review import apply_reviews, load_reviews
+
+
+def corrected_path(out_dir: Path, wave: str) -> Path:
+    return Path(out_dir) / wave / "corrected.parquet"
+
+
+def _json_safe(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and pd.isna(value):
+        return None
+    return value
+
+
+def questionnaire_record(row) -> dict:
+    return {
+        "file": row["source"],
+        "page": int(row["page"]),
+        "bbox": [int(v) for v in row["bbox"]],
+        "dpi": int(row["dpi"]),
+        "routing": row["routing"],
+        "qcode_ocr": row["qcode_ocr"],
+        "ocr_text": row["ocr_text"],
+        "ocr_confidence": float(row["confidence"]),
+        "ocr_min_confidence": float(row["min_confidence"]),
+        "correction_backend": row["backend"],
+        "model": row["model"],
+        "cache_key": row["cache_key"],
+        "diff": row["diff"],
+        "drift": _json_safe(row["drift"]),
+        "status": row["status"],
+        "review_reasons": _json_safe(row["review_reasons"]),
+        "notes": _json_safe(row["notes"]),
+        "topline_ok": _json_safe(row["topline_ok"]),
+        "topline_detail": row["topline_detail"],
+    }
+
+
+def attach_questionnaire_text(questions: pd.DataFrame, corrected_files: dict[str, Path], reviews: Path) -> pd.DataFrame:
+    """The build's questions table with questionnaire wording, `text_source` and `provenance`."""
+    out = questions.copy()
+    records: dict[str, dict] = {}
+    for wave, path in corrected_files.items():
+        if not Path(path).exists():
+            warnings.warn(f"{path}: no corrected questionnaire for {wave} (run `dvc repro correct@{wave}`); "
+                          "codebook wording used", stacklevel=2)
+            continue
+        corrected = pd.read_parquet(path)
+        for _, row in corrected.drop_duplicates("qkey", keep=False).iterrows():
+            records[row["qkey"]] = {"accepted": row["status"] == "accepted", "question": row["question"],
+                                    "record": questionnaire_record(row)}
+    provenance = []
+    for i, row in out.iterrows():
+        chain: dict = {"codebook": {"file": row["source_file"], "variable": row["qkey"]}}
+        found = records.get(row["qkey"])
+        if found:
+            chain["questionnaire"] = found["record"]
+        if found and found["accepted"]:
+            out.at[i, "question"] = found["question"]
+            out.at[i, "text_source"] = "questionnaire"
+        else:
+            out.at[i, "text_source"] = "codebook"
+            if found:
+                chain["note"] = "questionnaire correction routed to review; codebook wording used"
+        chain["text_source"] = out.at[i, "text_source"]
+        provenance.append(chain)
+    out["provenance"] = provenance
+    out, applied = apply_reviews(out, load_reviews(reviews), reviews)
+    out["provenance"] = [
+        json.dumps(chain | {"manual_review": applied.get(k, [])}, ensure_ascii=False, default=str)
+        for k, chain in zip(out["qkey"], out["provenance"])
+    ]
+    return out
+
+
+def page_crop(pdf: Path, page: int, bbox: list[int], dpi: int, target: Path, pad: int = 12) -> Path:
+    """Save the block's region of the page (rasterised at the OCR dpi, so the box fits) as PNG."""
+    from pdf2image import convert_from_path
+
+    from opinionbench.io import atomic_path
+
+    image = convert_from_path(str(pdf), dpi=dpi, first_page=page, last_page=page)[0]
+    left, top, right, bottom = bbox
+    crop = image.crop((max(0, left - pad), max(0, top - pad), min(image.width, right + pad), min(image.height, bottom + pad)))
+    tmp = atomic_path(Path(target))
+    try:
+        crop.save(tmp, format="PNG")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Path(target)

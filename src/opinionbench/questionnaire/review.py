@@ -1,0 +1,116 @@
+"""Manual verification: the reviewed-corrections file (applied last) and the review queue.
+
+`data/reviews/corrections.yaml` holds what a person checked against the page: per qkey the
+field, the corrected value, who, when and why. It wins over every automatic step. The queue
+ranks questions by how much they need a human: corrections routed to review, low OCR
+confidence, large corrections, topline mismatches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from opinionbench.errors import OpinionBenchError
+
+LOW_CONFIDENCE = 90.0
+
+
+class ReviewError(OpinionBenchError):
+    """The reviewed-corrections file is malformed or names something that does not exist."""
+
+
+class ReviewEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    qkey: str
+    field: Literal["question", "options"]
+    value: str | list[str]
+    reviewer: str
+    date: dt.date
+    reason: str
+
+
+def load_reviews(path: Path) -> list[ReviewEntry]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ReviewError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    items = raw.get("corrections") if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        raise ReviewError(f"{path}: expected a top-level `corrections:` list")
+    entries = []
+    for i, item in enumerate(items, 1):
+        try:
+            entry = ReviewEntry.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(map(str, first["loc"])) or "entry"
+            raise ReviewError(f"{path}: corrections[{i}] ({(item or {}).get('qkey', '?') if isinstance(item, dict) else '?'}): "
+                              f"{key}: {first['msg']}") from None
+        if entry.field == "options" and not isinstance(entry.value, list):
+            raise ReviewError(f"{path}: corrections[{i}] ({entry.qkey}): options value must be a list")
+        if entry.field == "question" and not isinstance(entry.value, str):
+            raise ReviewError(f"{path}: corrections[{i}] ({entry.qkey}): question value must be a string")
+        entries.append(entry)
+    return entries
+
+
+def review_record(entry: ReviewEntry, before) -> dict:
+    return {"field": entry.field, "before": before, "after": entry.value, "reviewer": entry.reviewer,
+            "date": entry.date.isoformat(), "reason": entry.reason}
+
+
+def apply_reviews(questions: pd.DataFrame, entries: list[ReviewEntry], source: Path) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+    """Reviewed values written over the table; returns it and, per qkey, the review records."""
+    out = questions.copy()
+    index = {k: i for i, k in zip(out.index, out["qkey"])}
+    applied: dict[str, list[dict]] = {}
+    for entry in entries:
+        if entry.qkey not in index:
+            warnings.warn(f"{source}: {entry.qkey}: reviewed correction for a question not in the dataset; skipped",
+                          stacklevel=2)
+            continue
+        i = index[entry.qkey]
+        before = out.at[i, entry.field]
+        if entry.field == "options" and len(entry.value) != len(before):
+            raise ReviewError(f"{source}: {entry.qkey}: reviewed options have {len(entry.value)} labels, the "
+                              f"question has {len(before)} (the distribution is aligned to them)")
+        out.at[i, entry.field] = entry.value if entry.field == "question" else list(entry.value)
+        applied.setdefault(entry.qkey, []).append(review_record(entry, list(before) if entry.field == "options" else before))
+    return out, applied
+
+
+def review_queue(corrected: pd.DataFrame, reviewed: set[str] | None = None) -> pd.DataFrame:
+    """Questions ranked by need of review, with the reasons in words."""
+    reviewed = reviewed or set()
+    rows = []
+    for r in corrected.itertuples():
+        score, why = 0.0, []
+        if r.status == "needs_review":
+            score += 3.0
+            why += list(r.review_reasons)
+        if r.confidence < LOW_CONFIDENCE:
+            score += (LOW_CONFIDENCE - r.confidence) / 10.0
+            why.append(f"OCR confidence {r.confidence:.0f}")
+        if r.drift is not None and not pd.isna(r.drift) and r.drift > 0:
+            score += 10.0 * r.drift
+            if r.drift >= 0.02:
+                why.append(f"correction changed {100 * r.drift:.0f}% of characters")
+        if r.topline_ok is False and not any("topline" in w for w in why):
+            score += 2.0
+            why.append(f"topline: {r.topline_detail}")
+        rows.append({"qkey": r.qkey, "score": round(score, 2), "status": r.status, "page": r.page,
+                     "confidence": r.confidence, "drift": r.drift, "reviewed": r.qkey in reviewed,
+                     "why": "; ".join(why) or "-"})
+    frame = pd.DataFrame(rows, columns=["qkey", "score", "status", "page", "confidence", "drift", "reviewed", "why"])
+    return frame.sort_values(["reviewed", "score"], ascending=[True, False]).reset_index(drop=True)

@@ -1,0 +1,204 @@
+"""What people read and look at: leaderboards (CSV + Markdown), DVC metrics/plots files, PNG figures.
+
+Figures are drawn with matplotlib's Agg backend (no display needed). Every figure states its
+metric, direction ("higher is better") and interval in its title or axis, so a PNG pasted into
+a paper or a PR is readable on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from opinionbench.io import atomic_path, write_json, write_text  # noqa: E402
+
+LEADERBOARD_COLUMNS = [
+    "entry", "kind", "model", "method", "steering", "calibrated", "temperature", "n_questions", "n_scored",
+    "failed_rate", "rep_overall", "rep_overall_lo", "rep_overall_hi", "tv_overall", "tv_overall_lo",
+    "tv_overall_hi", "js_overall", "rep_groups", "rep_groups_lo", "rep_groups_hi", "tv_groups", "tv_groups_lo",
+    "tv_groups_hi", "rep_worst_group", "worst_group", "js_groups", "js_skew", "most_similar_group",
+]
+# (column, header, higher is better) shown in the Markdown leaderboard, each with its interval.
+SHOWN = [
+    ("rep_overall", "Representativeness (public) ↑", True),
+    ("rep_groups", "Representativeness (groups) ↑", True),
+    ("tv_groups", "TV to groups ↓", False),
+    ("tv_overall", "TV to public ↓", False),
+]
+METRIC_KEYS = ["rep_overall", "tv_overall", "rep_groups", "tv_groups", "rep_worst_group", "js_groups", "js_skew",
+               "failed_rate", "temperature"]
+
+
+def leaderboard_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows in a stable order: models (best group representativeness first), then references."""
+    frame = pd.DataFrame(rows).reindex(columns=LEADERBOARD_COLUMNS)
+    frame["_ref"] = frame["kind"].eq("reference")
+    frame["_score"] = frame["rep_groups"].fillna(frame["rep_overall"]).fillna(-frame["tv_groups"])
+    frame = frame.sort_values(["_ref", "_score", "entry"], ascending=[True, False, True], kind="stable")
+    return frame.drop(columns=["_ref", "_score"]).reset_index(drop=True)
+
+
+def _cell(row: pd.Series, column: str) -> str:
+    value = row.get(column)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    lo, hi = row.get(f"{column}_lo"), row.get(f"{column}_hi")
+    if lo is None or hi is None or any(isinstance(v, float) and math.isnan(v) for v in (lo, hi)):
+        return f"{value:.3f}"
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def leaderboard_markdown(dataset: str, frame: pd.DataFrame, confidence: float, extra: list[tuple[str, pd.DataFrame]]) -> str:
+    table = pd.DataFrame({
+        "entry": frame["entry"],
+        "kind": frame["kind"],
+        "questions": frame["n_questions"].map(lambda v: "–" if pd.isna(v) else str(int(v))),
+        **{header: [_cell(r, col) for _, r in frame.iterrows()] for col, header, _ in SHOWN},
+        "worst group (rep)": [
+            "–" if pd.isna(r["rep_worst_group"]) else f"{r['worst_group']} ({r['rep_worst_group']:.3f})"
+            for _, r in frame.iterrows()],
+        "T": frame["temperature"].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}"),
+    })
+    parts = [
+        f"# Leaderboard: {dataset}\n",
+        f"Point estimates with {confidence:.0%} bootstrap intervals over questions. Representativeness is "
+        "1 − W₁/(ordinal span) (OpinionQA; higher is better); TV is total variation (lower is better). "
+        "`+T` = temperature-scaled log-probs, scored on the held-out questions only.\n",
+        table.to_markdown(index=False),
+    ]
+    for title, extra_frame in extra:
+        if len(extra_frame):
+            parts += [f"\n## {title}\n", extra_frame.to_markdown(index=False, floatfmt=".3f")]
+    return "\n".join(parts) + "\n"
+
+
+def write_leaderboard(directory: Path, dataset: str, frame: pd.DataFrame, confidence: float,
+                      extra: list[tuple[str, pd.DataFrame]]) -> list[Path]:
+    csv, md = directory / f"{dataset}.csv", directory / f"{dataset}.md"
+    write_text(frame.to_csv(index=False), csv)
+    write_text(leaderboard_markdown(dataset, frame, confidence, extra), md)
+    return [csv, md]
+
+
+def dvc_metrics(leaderboards: dict[str, pd.DataFrame]) -> dict:
+    """{dataset: {entry: {metric: value}}} with NaN left out, for `dvc metrics show/diff`."""
+    out: dict = {}
+    for dataset, frame in leaderboards.items():
+        for _, row in frame.iterrows():
+            values = {k: round(float(row[k]), 6) for k in METRIC_KEYS
+                      if k in row and isinstance(row[k], (int, float, np.floating)) and not pd.isna(row[k])}
+            if values:
+                out.setdefault(dataset, {})[str(row["entry"])] = values
+    return out
+
+
+def write_dvc_files(out_dir: Path, leaderboards: dict[str, pd.DataFrame]) -> None:
+    write_json(dvc_metrics(leaderboards), out_dir / "metrics.json")
+    rows = []
+    for dataset, frame in leaderboards.items():
+        for _, row in frame.iterrows():
+            score = row["rep_groups"] if not pd.isna(row["rep_groups"]) else row["rep_overall"]
+            if not pd.isna(score):
+                rows.append({"entry": f"{dataset} | {row['entry']}", "representativeness": round(float(score), 6),
+                             "tv_groups": None if pd.isna(row["tv_groups"]) else round(float(row["tv_groups"]), 6)})
+    plots = out_dir / "plots"
+    write_text(pd.DataFrame(rows, columns=["entry", "representativeness", "tv_groups"]).to_csv(index=False),
+               plots / "leaderboard.csv")
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    tmp = atomic_path(path)
+    try:
+        fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _plain(labels) -> list[str]:
+    """Tick labels as literal text: a "$30,000-$50,000" group must not turn into mathtext."""
+    return [str(label).replace("$", r"\$") for label in labels]
+
+
+def _bar_panel(ax: plt.Axes, frame: pd.DataFrame, column: str, title: str, xlabel: str) -> None:
+    part = frame[frame[column].notna()]
+    colors = ["#9e9e9e" if k == "reference" else "#4c72b0" if k == "model" else "#dd8452" for k in part["kind"]]
+    y = np.arange(len(part))[::-1]
+    lo = (part[column] - part[f"{column}_lo"]).clip(lower=0).fillna(0) if f"{column}_lo" in part else None
+    hi = (part[f"{column}_hi"] - part[column]).clip(lower=0).fillna(0) if f"{column}_hi" in part else None
+    ax.barh(y, part[column], color=colors, xerr=None if lo is None else [lo, hi], capsize=3, ecolor="black")
+    ax.set_yticks(y, _plain(part["entry"]), fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    if len(part) == 0:
+        ax.text(0.5, 0.5, "no entries", ha="center", va="center", transform=ax.transAxes)
+
+
+def leaderboard_figure(dataset: str, frame: pd.DataFrame, confidence: float, path: Path) -> Path:
+    panels = [(c, t, x) for c, t, x in (
+        ("rep_overall", "Representativeness to the public (unsteered)", "representativeness ↑"),
+        ("rep_groups", "Representativeness to groups", "representativeness ↑"),
+        ("tv_groups", "Total variation to groups", "TV ↓"),
+    ) if frame[c].notna().any()]
+    panels = panels or [("rep_groups", "Representativeness to groups", "representativeness ↑")]
+    height = max(2.5, 0.32 * len(frame) + 1.2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), height), squeeze=False)
+    for ax, (column, title, xlabel) in zip(axes[0], panels):
+        _bar_panel(ax, frame, column, title, xlabel)
+    fig.suptitle(f"{dataset}: leaderboard ({confidence:.0%} bootstrap intervals; grey = reference rows, "
+                 "orange = baselines)", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def heatmap_figure(dataset: str, table: pd.DataFrame, path: Path) -> Path:
+    """Representativeness by demographic group (rows) × model entry (columns), as in OpinionQA."""
+    n_rows, n_cols = table.shape
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * n_cols + 3.2), max(3.0, 0.26 * n_rows + 1.6)))
+    data = table.to_numpy(dtype=float)
+    finite = data[np.isfinite(data)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    image = ax.imshow(data, aspect="auto", cmap="viridis", vmin=vmin, vmax=max(vmax, vmin + 1e-6))
+    ax.set_xticks(range(n_cols), _plain(table.columns), rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(n_rows), _plain(table.index), fontsize=7)
+    if n_rows * n_cols <= 400:
+        mid = (vmin + vmax) / 2
+        for i in range(n_rows):
+            for j in range(n_cols):
+                if np.isfinite(data[i, j]):
+                    ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if data[i, j] < mid else "black")
+    fig.colorbar(image, ax=ax, label="representativeness ↑")
+    ax.set_title(f"{dataset}: how representative each unsteered model is of each group's opinions", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def reliability_figure(dataset: str, curves: dict[str, tuple[pd.DataFrame, pd.DataFrame, float]], path: Path) -> Path:
+    """One panel per (model, steering): predicted vs human option shares, before and after scaling."""
+    n = max(1, len(curves))
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False)
+    for ax, (label, (before, after, temperature)) in zip(axes[0], curves.items()):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+        ax.plot(before["predicted"], before["observed"], "o-", color="#c44e52", label="raw log-probs")
+        ax.plot(after["predicted"], after["observed"], "s-", color="#4c72b0", label=f"scaled (T={temperature:.2f})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("predicted option probability")
+        ax.set_ylabel("human share of that option")
+        ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{dataset}: reliability on held-out questions", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)

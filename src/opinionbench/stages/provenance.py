@@ -1,0 +1,52 @@
+"""`opinionbench provenance QKEY`: the whole chain behind a question's text, and its page crop (PNG)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("qkey", help="question key, e.g. ECONRATE_W900")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from opinionbench.config import BuildParams, QuestionnaireParams, load_params
+    from opinionbench.questionnaire.provenance import page_crop
+    from opinionbench.tables import TableError, read_table
+
+    build, params = load_params("build", "questionnaire", path=args.params)
+    assert isinstance(build, BuildParams) and isinstance(params, QuestionnaireParams)
+    questions = read_table(build.out_dir / "questions.parquet", ["qkey", "question", "text_source"])
+    if "provenance" not in questions.columns:
+        raise TableError(f"{build.out_dir / 'questions.parquet'}: no provenance column (rerun `dvc repro build`)")
+    match = questions[questions["qkey"] == args.qkey]
+    if match.empty:
+        raise TableError(f"{args.qkey}: not in {build.out_dir / 'questions.parquet'}")
+    row = match.iloc[0]
+    chain = json.loads(row["provenance"])
+    print(f"{row['qkey']}: {row['question']}")
+    print(f"  options: {list(row['options'])}")
+    print(f"  text source: {row['text_source']}")
+    print(f"  codebook: {chain['codebook']['file']} variable {chain['codebook']['variable']}")
+    q = chain.get("questionnaire")
+    if q:
+        print(f"  questionnaire: {q['file']} page {q['page']} box {q['bbox']} at {q['dpi']} dpi (printed code {q['qcode_ocr']}, routing {q['routing']!r})")
+        print(f"  OCR confidence: mean {q['ocr_confidence']:.1f}, min {q['ocr_min_confidence']:.0f}")
+        print("  OCR text:\n    " + q["ocr_text"].replace("\n", "\n    "))
+        print(f"  correction: backend {q['correction_backend']}, model {q['model']}, cache key {q['cache_key']}")
+        print(f"  diff: {q['diff'] or '(no change)'}  drift {q['drift']}")
+        print(f"  status: {q['status']} {'; '.join(q['review_reasons']) if q['review_reasons'] else ''}")
+        print(f"  topline: {q['topline_detail']}")
+        if chain.get("note"):
+            print(f"  note: {chain['note']}")
+    for review in chain.get("manual_review", []):
+        print(f"  manual review: {review['field']} by {review['reviewer']} on {review['date']} ({review['reason']})")
+        print(f"    before: {review['before']}\n    after:  {review['after']}")
+    if q:
+        target = params.provenance_dir / f"{row['qkey']}.png"
+        page_crop(Path(q["file"]), q["page"], q["bbox"], q["dpi"], target)
+        print(f"  page crop: {target}")
+    return 0

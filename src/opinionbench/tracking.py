@@ -1,0 +1,187 @@
+"""MLflow lineage: which data, prompts and code made each leaderboard number.
+
+Layout: one experiment per dataset (`<prefix>/<dataset>`), one parent run per pipeline
+execution (per dataset), one child run per (model, dataset, method, steering[, +T]) with its
+params, metrics, artifacts, the dataset logged as an MLflow input (with its digest), and
+lineage tags: the git commit (and whether the tree was dirty) and the `dvc.lock` hashes of the
+data files it used.
+
+Secrets: API keys reach the pipeline only through environment variables. Before anything is
+sent to MLflow (params, tags, text and parquet artifacts), every value of an environment
+variable whose name looks like a credential is replaced by `***`, so a key echoed into a reply
+or a path can never be stored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from opinionbench.config import TrackingParams
+from opinionbench.errors import OpinionBenchError
+
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
+REDACTED = "***"
+
+
+class TrackingError(OpinionBenchError):
+    """The MLflow store cannot be reached or written."""
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of credential-like environment variables (longest first, so overlaps redact fully)."""
+    env = os.environ if environ is None else environ
+    values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(value: Any, secrets: list[str] | None = None) -> str:
+    text = str(value)
+    for secret in secret_values() if secrets is None else secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def tracking_uri(params: TrackingParams) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+
+
+def git_lineage(cwd: Path = Path(".")) -> dict[str, str]:
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git.commit": commit or "unknown", "git.dirty": "unknown" if status is None else str(bool(status)).lower()}
+
+
+def dvc_lock_hashes(used: list[Path], lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """`dvc.lock` hash of each used file: its own out entry, or the directory out that holds it."""
+    if not lock.exists():
+        return {}
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    except yaml.YAMLError:
+        return {}
+    outs: dict[str, str] = {}
+    for stage in stages.values():
+        for out in stage.get("outs", []) or []:
+            digest = out.get("md5") or out.get("hash") or out.get("etag")
+            if out.get("path") and digest:
+                outs[str(Path(out["path"]))] = str(digest)
+    tags = {}
+    for path in used:
+        rel = Path(os.path.relpath(Path(path).resolve(), Path.cwd().resolve())) if Path(path).is_absolute() else Path(path)
+        for candidate in [rel, *rel.parents]:
+            if str(candidate) in outs:
+                tags[f"dvc.lock.{candidate}"] = outs[str(candidate)]
+                break
+    return tags
+
+
+def _scrubbed_copy(path: Path, folder: Path, secrets: list[str]) -> Path:
+    """A copy of an artifact with secrets redacted (text and parquet string columns); binaries as is."""
+    target = folder / path.name
+    if path.suffix in {".csv", ".md", ".json", ".txt", ".yaml"}:
+        target.write_text(redact(path.read_text(errors="replace"), secrets))
+    elif path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+        for column in frame.columns:
+            if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+                frame[column] = frame[column].map(lambda v: redact(v, secrets) if isinstance(v, str) else v)
+        frame.to_parquet(target, index=False)
+    else:
+        target.write_bytes(path.read_bytes())
+    return target
+
+
+class Tracker:
+    """One pipeline execution's MLflow runs: `with tracker.dataset(name): tracker.log_run(...)`."""
+
+    def __init__(self, params: TrackingParams, execution: str) -> None:
+        try:
+            import mlflow
+        except ImportError as exc:  # pragma: no cover - mlflow is a dependency
+            raise TrackingError(f"mlflow not importable: {exc}") from None
+        self.mlflow = mlflow
+        self.params = params
+        self.execution = execution
+        self.uri = tracking_uri(params)
+        self.secrets = secret_values()
+        self.lineage = git_lineage()
+        try:
+            mlflow.set_tracking_uri(self.uri)
+        except Exception as exc:
+            raise TrackingError(f"tracking URI {redact(self.uri, self.secrets)}: {exc}") from None
+
+    def _experiment_id(self, dataset: str) -> str:
+        name = f"{self.params.experiment_prefix}/{dataset}"
+        client = self.mlflow.MlflowClient()
+        try:
+            found = client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            location = None
+            if self.uri.startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI"):
+                location = self.params.artifact_root.resolve().as_uri()  # beside mlflow.db, git-ignored
+            return client.create_experiment(name, artifact_location=location,
+                                            tags={"opinionbench.dataset": dataset})
+        except Exception as exc:
+            raise TrackingError(f"MLflow store {redact(self.uri, self.secrets)}: cannot open experiment {name}: "
+                                f"{str(exc).splitlines()[0]}") from None
+
+    @contextmanager
+    def dataset(self, dataset: str, tags: Mapping[str, str]) -> Iterator[str]:
+        """The parent run of this execution for one dataset's experiment."""
+        experiment_id = self._experiment_id(dataset)
+        run_tags = {**self.lineage, **tags, "opinionbench.execution": self.execution, "opinionbench.role": "execution"}
+        with self.mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {self.execution}",
+                                   tags=self._clean(run_tags)) as run:
+            yield run.info.run_id
+
+    def _clean(self, mapping: Mapping[str, Any]) -> dict[str, str]:
+        return {str(k): redact(v, self.secrets)[:5000] for k, v in mapping.items() if v is not None}
+
+    def log_run(self, *, run_name: str, params: Mapping[str, Any], metrics: Mapping[str, float],
+                tags: Mapping[str, str], artifacts: list[Path], data: pd.DataFrame | None = None,
+                data_source: Path | None = None, data_name: str = "", used_files: list[Path] | None = None) -> str:
+        """A child run of the active parent: params, metrics, tags, scrubbed artifacts, dataset input."""
+        mlflow = self.mlflow
+        lineage = {**self.lineage, **dvc_lock_hashes(used_files or [])}
+        with mlflow.start_run(run_name=run_name, nested=True,
+                              tags=self._clean({**lineage, **tags, "opinionbench.execution": self.execution})) as run:
+            mlflow.log_params(self._clean(params))
+            finite = {k: float(v) for k, v in metrics.items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool) and pd.notna(v)}
+            if finite:
+                mlflow.log_metrics(finite)
+            if data is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    dataset = mlflow.data.from_pandas(data, source=str(data_source or ""), name=data_name)
+                    mlflow.log_input(dataset, context="evaluation")
+                mlflow.set_tag("dataset.digest", dataset.digest)
+            with tempfile.TemporaryDirectory(prefix="ob-artifacts-") as tmp:
+                for path in artifacts:
+                    if Path(path).exists():
+                        folder = Path(tmp) / Path(path).parent.name
+                        folder.mkdir(exist_ok=True)
+                        mlflow.log_artifact(str(_scrubbed_copy(Path(path), folder, self.secrets)),
+                                            artifact_path=Path(path).parent.name)
+            return run.info.run_id

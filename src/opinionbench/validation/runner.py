@@ -1,0 +1,158 @@
+"""Great Expectations runner: suites from `expectations/*.json`, frames from pandas, Data Docs HTML.
+
+Why GX and not asserts: the suites are data a reviewer reads and diffs like code, every check
+is reported the same way (counts and the failing rows' keys), and Data Docs gives an HTML
+report to browse. GX is imported here only (it costs ~4 s), in an ephemeral, offline context.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from opinionbench.errors import OpinionBenchError
+
+SAMPLE_ROWS = 3
+DOCS_SITE = "opinionbench"
+
+
+class SuiteError(OpinionBenchError):
+    """An expectation suite file cannot be used (missing, not JSON, unknown expectation)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's result, with the keys of a few failing rows."""
+
+    suite: str
+    expectation: str
+    column: str | None
+    success: bool
+    unexpected_count: int
+    element_count: int
+    why: str
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    observed: Any = None
+
+
+@dataclass
+class ValidationReport:
+    outcomes: list[Outcome]
+    docs_index: Path | None
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+
+def load_suite(path: Path) -> dict[str, Any]:
+    """The suite's JSON, checked for the shape this runner relies on; errors name the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: expectation suite not found") from None
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("expectations"), list) or not data.get("name"):
+        raise SuiteError(f"{path}: a suite needs a 'name' and a list of 'expectations'")
+    meta = data.get("meta") or {}
+    if not isinstance(meta.get("key_columns"), list):
+        raise SuiteError(f"{path}: meta.key_columns (the columns that name a failing row) is missing")
+    return data
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars → Python, NaN → None: sample rows go to JSON and to a terminal."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def _context(docs_dir: Path | None):
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        context.add_data_docs_site(DOCS_SITE, {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+    return context
+
+
+def run_suites(
+    frames: dict[str, pd.DataFrame],
+    suites_dir: Path,
+    parameters: dict[str, Any],
+    docs_dir: Path | None,
+) -> ValidationReport:
+    """Validate each frame with the suite of the same name; Data Docs (HTML) go to `docs_dir`."""
+    import great_expectations as gx  # noqa: F401  (imported by _context; here for the names below)
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    if docs_dir is not None:
+        shutil.rmtree(docs_dir, ignore_errors=True)  # no stale pages of an earlier run
+        docs_dir.mkdir(parents=True, exist_ok=True)
+    context = _context(docs_dir)
+    source = context.data_sources.add_pandas("opinionbench")
+    outcomes: list[Outcome] = []
+    for name, frame in frames.items():
+        path = Path(suites_dir) / f"{name}.json"
+        spec = load_suite(path)
+        keys = [k for k in spec["meta"]["key_columns"] if k in frame.columns]
+        try:
+            suite = context.suites.add(ExpectationSuite(**spec))
+        except Exception as exc:  # GX raises several types for an unknown or malformed expectation
+            raise SuiteError(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        actions = [UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])] if docs_dir is not None else []
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=f"{name}_checkpoint", validation_definitions=[definition], actions=actions,
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": keys},
+        ))
+        result = checkpoint.run(batch_parameters={"dataframe": frame.reset_index(drop=True)},
+                                expectation_parameters=parameters)
+        for suite_result in result.run_results.values():
+            for item in suite_result.results:
+                config = item.expectation_config
+                res = item.result or {}
+                column = config.kwargs.get("column") or ",".join(config.kwargs.get("column_list") or []) or None
+                samples = [{k: _plain(v) for k, v in row.items()} if isinstance(row, dict) else {"row": _plain(row)}
+                           for row in (res.get("unexpected_index_list") or [])[:SAMPLE_ROWS]]
+                outcomes.append(Outcome(
+                    suite=name,
+                    expectation=config.type,
+                    column=column,
+                    success=bool(item.success),
+                    unexpected_count=int(res.get("unexpected_count") or 0),
+                    element_count=int(res.get("element_count") or len(frame)),
+                    why=(config.meta or {}).get("why", ""),
+                    samples=samples,
+                    observed=_plain(res.get("observed_value")),
+                ))
+    index = (docs_dir / "index.html") if docs_dir is not None else None
+    return ValidationReport(outcomes, index if index is not None and index.exists() else None)

@@ -1,0 +1,136 @@
+"""Leaderboards, DVC files and figures: from synthetic predictions through the real stages."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _evaluation_project import make_project
+from opinionbench import report
+from opinionbench.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, sample_sav):
+    """The project after `opinionbench calibrate` and `opinionbench evaluate` (tracking off)."""
+    import os
+
+    root = make_project(tmp_path_factory.mktemp("project"), sample_sav)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["calibrate"]) == 0
+        assert main(["evaluate"]) == 0
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+def test_leaderboard_has_models_baselines_and_human_references(evaluated):
+    board = pd.read_csv(evaluated / "data/reports/leaderboards/sample.csv")
+    entries = set(board["entry"])
+    for expected in ["toy · logprobs · none", "toy · logprobs · persona", "toy · logprobs+T · none",
+                     "uniform · baseline · none", "overall-prior · baseline · none",
+                     "humans: other groups (avg)", "humans: other groups (worst)", "humans: groups vs public (avg)"]:
+        assert expected in entries
+    by = board.set_index("entry")
+    # overall-prior *is* the public's distribution: perfectly representative of it.
+    assert by.loc["overall-prior · baseline · none", "rep_overall"] == pytest.approx(1.0)
+    assert by.loc["overall-prior · baseline · none", "tv_overall"] == pytest.approx(0.0)
+    # Worst is never better than average, and every interval contains its point estimate.
+    assert by.loc["humans: other groups (worst)", "rep_groups"] <= by.loc["humans: other groups (avg)", "rep_groups"]
+    for col in ["rep_overall", "rep_groups", "tv_groups"]:
+        ok = by[col].notna() & by[f"{col}_lo"].notna()
+        assert ((by.loc[ok, f"{col}_lo"] <= by.loc[ok, col] + 1e-12) & (by.loc[ok, col] <= by.loc[ok, f"{col}_hi"] + 1e-12)).all()
+    # Persona steering (80 % group truth) aligns with groups better than few-shot (40 %).
+    assert by.loc["toy · logprobs · persona", "rep_groups"] > by.loc["toy · logprobs · few-shot", "rep_groups"]
+
+
+def test_uniform_row_matches_a_hand_computation(evaluated):
+    from opinionbench.tables import read_dataset
+
+    questions, dist = read_dataset(evaluated / "data/build")
+    overall = dist[dist["attribute"] == "Overall"].merge(questions[["qkey", "ordinal"]], on="qkey")
+    reps = []
+    for probs, ordinal in zip(overall["probs"], overall["ordinal"]):
+        u = np.full(len(probs), 1 / len(probs))
+        from scipy.stats import wasserstein_distance
+
+        reps.append(1 - wasserstein_distance(ordinal, ordinal, u, probs) / (max(ordinal) - min(ordinal)))
+    board = pd.read_csv(evaluated / "data/reports/leaderboards/sample.csv").set_index("entry")
+    assert board.loc["uniform · baseline · none", "rep_overall"] == pytest.approx(np.mean(reps))
+
+
+def test_calibration_flattens_an_oversharp_model_and_helps_on_heldout(evaluated):
+    temps = json.loads((evaluated / "data/calibrated/temperatures.json").read_text())
+    run = temps["datasets"]["sample"]["runs"]["toy"]["none"]
+    assert run["temperature"] > 1.3  # predictions were sharpened with T = 0.5
+    assert run["heldout_tv_after"] < run["heldout_tv_before"]
+    assert set(temps["datasets"]["sample"]["heldout_questions"]).isdisjoint(temps["datasets"]["sample"]["calibration_questions"])
+    calib = pd.read_csv(evaluated / "data/reports/leaderboards/sample_calibration.csv")
+    assert (calib["tv_after"] < calib["tv_before"]).all()
+
+
+def test_steerability_and_k2s_tables(evaluated):
+    steer = pd.read_csv(evaluated / "data/reports/leaderboards/sample_steerability.csv")
+    raw = steer[steer["method"] == "logprobs"]
+    assert set(raw["group"]) == {"Republican", "Democrat"}
+    assert (raw["best_steering"] == "persona").all()
+    assert raw["steerability"].iloc[0] == pytest.approx(raw["steered"].mean())
+    k2s = pd.read_csv(evaluated / "data/reports/leaderboards/sample_k2s_gap.csv")
+    row = k2s.iloc[0]
+    assert row["k2s_gap"] == pytest.approx(row["tv_sequence"] / row["tv_verbalized"] - 1)
+    assert row["k2s_gap"] > 0  # the sequence model was given twice the noise
+    md = (evaluated / "data/reports/leaderboards/sample.md").read_text()
+    assert "Knowledge-to-simulation gap" in md and "Steerability" in md and "[" in md
+
+
+def test_dvc_metrics_plots_and_figures(evaluated):
+    metrics = json.loads((evaluated / "data/reports/metrics.json").read_text())
+    assert metrics["sample"]["overall-prior · baseline · none"]["rep_overall"] == pytest.approx(1.0)
+    assert all(not isinstance(v, float) or np.isfinite(v) for entry in metrics["sample"].values() for v in entry.values())
+    plots = pd.read_csv(evaluated / "data/reports/plots/leaderboard.csv")
+    assert list(plots.columns) == ["entry", "representativeness", "tv_groups"] and len(plots) >= 5
+    for name in ["sample_leaderboard.png", "sample_group_heatmap.png", "sample_reliability.png"]:
+        data = (evaluated / "data/reports/figures" / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000
+
+
+def test_bad_predictions_give_one_line_naming_file_and_question(tmp_path, sample_sav, capsys, monkeypatch):
+    from opinionbench.inference.predictions import prediction_path
+
+    root = make_project(tmp_path, sample_sav)
+    path = prediction_path("sample", "toy", "verbalized", "none", root / "data/predictions")
+    frame = pd.read_parquet(path)
+    frame.at[0, "probs"] = [0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]
+    frame.to_parquet(path)
+    monkeypatch.chdir(root)
+    assert main(["evaluate"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "verbalized/none.parquet" in err[0] and frame.at[0, "qkey"] in err[0]
+    assert "probabilities for" in err[0]
+
+
+def test_invalid_params_name_the_key(tmp_path, sample_sav, capsys, monkeypatch):
+    root = make_project(tmp_path, sample_sav)
+    (root / "params.yaml").write_text((root / "params.yaml").read_text().replace("bootstrap: 200", "bootstrap: lots"))
+    monkeypatch.chdir(root)
+    assert main(["evaluate"]) == 2
+    assert "evaluate.bootstrap" in capsys.readouterr().err
+
+
+def test_markdown_cells_and_ordering():
+    rows = [
+        {"entry": "ref", "kind": "reference", "rep_groups": 0.99},
+        {"entry": "b", "kind": "model", "rep_groups": 0.7, "rep_groups_lo": 0.6, "rep_groups_hi": 0.8},
+        {"entry": "a", "kind": "model", "rep_groups": 0.9, "rep_groups_lo": 0.85, "rep_groups_hi": 0.95},
+    ]
+    frame = report.leaderboard_frame(rows)
+    assert list(frame["entry"]) == ["a", "b", "ref"]  # models by score, references last
+    md = report.leaderboard_markdown("d", frame, 0.95, [])
+    assert "0.900 [0.850, 0.950]" in md and "| ref" in md

@@ -1,0 +1,101 @@
+"""MLflow lineage through the real evaluate stage and a real SQLite store, read back with search_runs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from _evaluation_project import SECRET, make_project
+from opinionbench import tracking
+from opinionbench.cli import main
+
+
+def test_redact_replaces_credential_like_environment_values(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("HOME_DIR_NAME", "not-a-secret-value")
+    assert tracking.redact(f"key={SECRET}!") == "key=***!"
+    assert tracking.redact("not-a-secret-value") == "not-a-secret-value"
+
+
+def test_dvc_lock_hashes_find_file_and_directory_outs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "build": {"outs": [{"path": "data/build/questions.parquet", "md5": "abc123"}]},
+        "infer": {"outs": [{"path": "data/predictions/sample/toy", "md5": "dir999.dir"}]},
+    }}))
+    tags = tracking.dvc_lock_hashes([Path("data/build/questions.parquet"),
+                                     Path("data/predictions/sample/toy/logprobs/none.parquet"), Path("elsewhere.txt")])
+    assert tags == {"dvc.lock.data/build/questions.parquet": "abc123", "dvc.lock.data/predictions/sample/toy": "dir999.dir"}
+
+
+def test_tracking_uri_environment_wins(monkeypatch):
+    params = tracking.TrackingParams()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.tracking_uri(params) == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/other.db")
+    assert tracking.tracking_uri(params) == "sqlite:////tmp/other.db"
+
+
+@pytest.mark.slow
+def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_sav, monkeypatch):
+    import mlflow
+
+    root = tmp_path / "project"
+    root.mkdir()
+    store = root / "mlflow.db"
+    make_project(root, sample_sav, tracking_uri=f"sqlite:///{store}", tracking=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "params.yaml"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"build": {"outs": [
+        {"path": "data/build/questions.parquet", "md5": "q-md5"},
+        {"path": "data/build/distributions.parquet", "md5": "d-md5"}]}}}))
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    assert main(["calibrate"]) == 0
+    assert main(["evaluate"]) == 0
+
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    experiment = mlflow.get_experiment_by_name("opinionbench/sample")
+    assert experiment is not None and experiment.artifact_location.startswith((root / "mlartifacts").as_uri())
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="pandas")
+    parents = runs[runs["tags.opinionbench.role"] == "execution"]
+    children = runs[runs["tags.opinionbench.role"] == "model-run"]
+    assert len(parents) == 1 and len(children) == 8  # 5 toy files + 3 calibrated
+    assert (children["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
+    assert (children["tags.git.commit"] == head).all()
+    assert (children["tags.dvc.lock.data/build/questions.parquet"] == "q-md5").all()
+    persona = children[children["tags.mlflow.runName"] == "toy · logprobs · persona"].iloc[0]
+    assert persona["params.model_id"] == "toy/toy" and persona["params.model_revision"] == "r1"
+    assert persona["params.method"] == "logprobs" and persona["params.steering"] == "persona"
+    assert persona["params.template_hash"] == "tmpl-persona" and len(persona["params.question_sample"]) == 16
+    assert persona["metrics.rep_groups"] > 0.8
+    scaled = children[children["tags.mlflow.runName"] == "toy · logprobs+T · none"].iloc[0]
+    assert float(scaled["params.calibration_temperature"]) > 1.3 and scaled["params.calibrated"] == "True"
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(persona["run_id"])
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.name == "sample" and inputs[0].dataset.digest
+    assert run.data.tags["dataset.digest"] == inputs[0].dataset.digest
+    artifacts = {a.path for top in client.list_artifacts(run.info.run_id) for a in client.list_artifacts(run.info.run_id, top.path)}
+    assert {"leaderboards/sample.csv", "figures/sample_leaderboard.png", "persona/persona.parquet"} <= artifacts or \
+        any(p.endswith("persona.parquet") for p in artifacts)
+
+    # The key set in the environment is nowhere: params, tags, the store's bytes, any artifact.
+    assert not runs.astype(str).apply(lambda col: col.str.contains(SECRET)).any().any()
+    assert SECRET.encode() not in store.read_bytes()
+    verbalized = children[children["tags.mlflow.runName"] == "toy · verbalized · none"].iloc[0]
+    local = Path(client.download_artifacts(verbalized["run_id"], "none", str(tmp_path / "dl")))
+    replies = pd.read_parquet(local / "none.parquet")["raw_reply"]
+    assert replies.str.contains(r"\*\*\*").all() and not replies.str.contains(SECRET).any()
+    for path in (root / "mlartifacts").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
