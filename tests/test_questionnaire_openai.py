@@ -57,11 +57,14 @@ class Stub:
                     self.wfile.write(b'{"error": {"message": "slow down"}}')
                     return
                 payload = _completion(arg)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (the timeout test): nothing to answer
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
@@ -85,9 +88,15 @@ def _block(**kw) -> Block:
 HINT = Hint("SOCNEWS", "How often do you get news from social media?", ["Often", "Never"])
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Caches must live under a `data/` directory (config.DataPath): work in a scratch one."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _params(url: str, tmp_path: Path, **kw) -> CorrectionParams:
     return CorrectionParams(backend="openai", base_url=url, model="stub", timeout=2, max_retries=2, backoff=0.05,
-                            cache_dir=tmp_path / "llm", **kw)
+                            cache_dir=tmp_path / "data" / "llm", **kw)
 
 
 def test_schema_reply_is_validated_cached_and_replayed(stub, tmp_path, monkeypatch):
@@ -100,7 +109,7 @@ def test_schema_reply_is_validated_cached_and_replayed(stub, tmp_path, monkeypat
     assert sent["temperature"] == 0 and sent["response_format"]["type"] == "json_schema"
     assert "codebook_hint" in sent["messages"][1]["content"]
     assert stub.headers[0]["authorization"] == "Bearer sk-secret-test-key"
-    entries = list((tmp_path / "llm").rglob("*.json"))
+    entries = list((tmp_path / "data" / "llm").rglob("*.json"))
     assert len(entries) == 1 and "sk-secret" not in entries[0].read_text()
     assert stub.url not in entries[0].read_text()
     stub.server.shutdown()  # the endpoint is gone: the same request replays from the cache
@@ -160,12 +169,12 @@ def test_real_llama_server_then_replay_without_it(llama_server, sample_sav, tmp_
     hints = wave_hints(load_wave(sample_sav))
     params = CorrectionParams(backend="openai", base_url=llama_server, model="smollm2", timeout=120,
                               response_format="json_object",
-                              max_retries=1, cache_dir=tmp_path / "llm")
+                              max_retries=1, cache_dir=tmp_path / "data" / "llm")
     live = correct_blocks(blocks, wave_id="W900", backend=make_backend("openai", params), params=params,
                           hints=hints, progress=False)
     assert len(live) == 2 and live["cache_key"].notna().all()
-    assert len(list((tmp_path / "llm").rglob("*.json"))) == 2
-    for entry in (tmp_path / "llm").rglob("*.json"):
+    assert len(list((tmp_path / "data" / "llm").rglob("*.json"))) == 2
+    for entry in (tmp_path / "data" / "llm").rglob("*.json"):
         reply = json.loads(entry.read_text())["reply"]
         json.loads(reply)  # llama.cpp enforced the JSON schema
     # every row is either an accepted correction or routed to review by the guard: never silently rewritten

@@ -134,3 +134,17 @@ def test_markdown_cells_and_ordering():
     assert list(frame["entry"]) == ["a", "b", "ref"]  # models by score, references last
     md = report.leaderboard_markdown("d", frame, 0.95, [])
     assert "0.900 [0.850, 0.950]" in md and "| ref" in md
+
+
+def test_scoring_stages_do_not_depend_on_model_params():
+    """Changing one model's params must rerun that model's infer stage (and the scoring of its new
+    predictions, through the data dependency), never re-trigger scoring through a params dependency."""
+    from pathlib import Path
+
+    import yaml
+
+    stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
+    for name in ("calibrate", "evaluate"):
+        declared = [p if isinstance(p, str) else next(iter(p)) for p in stages[name]["params"]]
+        assert not [p for p in declared if p.split(".")[0] in {"models", "infer"}], (name, declared)
+        assert "${evaluate.predictions_dir}" in stages["evaluate"]["deps"]

@@ -86,14 +86,14 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     assert len(inputs) == 1 and inputs[0].dataset.name == "sample" and inputs[0].dataset.digest
     assert run.data.tags["dataset.digest"] == inputs[0].dataset.digest
     artifacts = {a.path for top in client.list_artifacts(run.info.run_id) for a in client.list_artifacts(run.info.run_id, top.path)}
-    assert {"leaderboards/sample.csv", "figures/sample_leaderboard.png", "persona/persona.parquet"} <= artifacts or \
-        any(p.endswith("persona.parquet") for p in artifacts)
+    assert {"leaderboards/sample.csv", "leaderboards/sample.md", "figures/sample_leaderboard.png",
+            "figures/sample_group_heatmap.png", "predictions/persona.parquet"} <= artifacts
 
     # The key set in the environment is nowhere: params, tags, the store's bytes, any artifact.
     assert not runs.astype(str).apply(lambda col: col.str.contains(SECRET)).any().any()
     assert SECRET.encode() not in store.read_bytes()
     verbalized = children[children["tags.mlflow.runName"] == "toy · verbalized · none"].iloc[0]
-    local = Path(client.download_artifacts(verbalized["run_id"], "none", str(tmp_path / "dl")))
+    local = Path(client.download_artifacts(verbalized["run_id"], "predictions", str(tmp_path / "dl")))
     replies = pd.read_parquet(local / "none.parquet")["raw_reply"]
     assert replies.str.contains(r"\*\*\*").all() and not replies.str.contains(SECRET).any()
     for path in (root / "mlartifacts").rglob("*"):

@@ -86,6 +86,26 @@ def test_distribution_checks_measure_sums_alignment_and_groups():
     assert not checks.loc[4, "qkey_known"]
 
 
+def test_provenance_checks_cache_entries_and_toplines(tmp_path):
+    from opinionbench.questionnaire.cache import LLMCache
+
+    cache = LLMCache(tmp_path / "llm")
+    cache.put("cd" * 32, {"model": "m"}, "{}")
+    prov = lambda backend, key, ok, detail: json.dumps(  # noqa: E731
+        {"questionnaire": {"correction_backend": backend, "cache_key": key, "topline_ok": ok, "topline_detail": detail}})
+    questions = pd.DataFrame({
+        "qkey": ["A", "B", "C", "D", "E"],
+        "text_source": ["questionnaire", "questionnaire", "codebook", None, "questionnaire"],
+        "provenance": [prov("openai", "cd" * 32, True, "within rounding"), prov("openai", "ef" * 32, False, "off by 3.2 points"),
+                       None, prov("codebook", None, False, "3 printed values for 4 options"), "{not json"],
+    })
+    checks = derive.provenance_checks(questions, tmp_path / "llm").set_index("qkey")
+    assert list(checks["llm_cache_entry"]) == [True, False, True, True, True]
+    assert checks.loc["A", "topline_max_diff"] == 0.0 and checks.loc["B", "topline_max_diff"] == 3.2
+    assert np.isnan(checks.loc["C", "topline_max_diff"]) and np.isinf(checks.loc["D", "topline_max_diff"])
+    assert not checks.loc["E", "provenance_parsable"] and checks.loc["A", "provenance_parsable"]
+
+
 def test_low_effective_n_cells_are_dropped_and_counted():
     questions = pd.DataFrame([_question("A_W1", "How would you rate the economy today?", ["Good", "Bad"]),
                               _question("B_W1", "How would you rate the schools today?", ["Good", "Bad"]),
@@ -159,6 +179,10 @@ def test_corrupted_build_fails_with_a_one_screen_summary(built_sample, capsys):
     questions.loc[1, "qkey"] = questions.loc[0, "qkey"]  # duplicated key
     questions.loc[2, "question"] = "Hovv ofteu dc yuo gct ncws frcm sccial mcdia ~|~ ¬¬"  # OCR garble
     questions.at[3, "options"] = np.array(["Often", "nan", "Rarely", "Never"], dtype=object)
+    llm = {"questionnaire": {"correction_backend": "openai", "cache_key": "ab" * 32, "topline_ok": False,
+                             "topline_detail": "off by 7.0 points"}}
+    questions["provenance"] = None
+    questions.loc[4, "provenance"] = json.dumps(llm)  # LLM-corrected, no cache entry, topline far off
     questions.to_parquet(bad / "questions.parquet")
     dists = pd.read_parquet(bad / "distributions.parquet")
     dists.at[5, "probs"] = np.asarray(dists.at[5, "probs"]) * 1.1  # no longer sums to 1
@@ -167,10 +191,11 @@ def test_corrupted_build_fails_with_a_one_screen_summary(built_sample, capsys):
     rc, printed, summary = _validate(built_sample, bad, capsys)
     assert rc == 1
     lines = printed.splitlines()
-    assert lines[0].startswith("validation FAILED") and len(lines) <= 40
+    assert lines[0].startswith("validation FAILED") and len(lines) <= 45
     failed = {(f["suite"], f["column"]) for f in summary["failed"]}
     assert {("questions", "qkey"), ("questions", "word_share"), ("questions", "debris_share"),
-            ("questions", "options_no_nan"), ("distributions", "probs_sum_error")} <= failed
+            ("questions", "options_no_nan"), ("distributions", "probs_sum_error"),
+            ("provenance", "llm_cache_entry"), ("provenance", "topline_max_diff")} <= failed
     assert "FAIL questions: expect_column_values_to_be_unique(qkey)" in printed
     assert f"qkey='{questions.loc[2, 'qkey']}'" in printed  # the failing row is named
     assert f"qkey='{dists.loc[5, 'qkey']}'" in printed
@@ -189,3 +214,43 @@ def test_real_waves_pass_or_are_counted_exclusions(atp_dir, tmp_path, capsys):
     assert summary["questions_excluded"] > 0
     assert sum(summary["questions_excluded_by_reason"].values()) == summary["questions_excluded"]
     assert summary["questions_validated"] + summary["questions_excluded"] == summary["questions_built"]
+
+
+def _predictions(questions: pd.DataFrame, method: str, failed_every: int = 0) -> pd.DataFrame:
+    rows = []
+    for i, q in enumerate(questions.itertuples()):
+        k = len(q.options)
+        failed = bool(failed_every) and i % failed_every == 0
+        rows.append({"qkey": q.qkey, "attribute": "Overall", "group": "Overall",
+                     "probs": [] if failed else [1.0 / k] * k, "out_of_option_mass": float("nan"),
+                     "raw_reply": "not json" if failed else "{}", "failed": failed,
+                     "error": "reply is not the schema" if failed else None, "template_hash": "t",
+                     "model_id": "m", "model_revision": "r", "method": method, "steering": "none", "dataset": "d"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.slow
+def test_predictions_validation_reports_the_verbalized_failure_rate(built_sample, capsys):
+    rc, printed, _ = _validate(built_sample, built_sample / "data" / "build", capsys)  # the validated dataset
+    assert rc == 0, printed
+    root = built_sample
+    params = yaml.safe_load((root / "params_build.yaml").read_text())
+    questions = pd.read_parquet(Path(params["validate"]["out_dir"]) / "dataset" / "questions.parquet")
+    preds = root / "data" / "predictions"
+    ok = _predictions(questions, "logprobs")
+    ok.to_parquet((preds / "m" / "logprobs").mkdir(parents=True) or preds / "m" / "logprobs" / "none.parquet")
+    flaky = _predictions(questions, "verbalized", failed_every=2)  # 50 %... above a 0.25 limit
+    flaky.at[1, "probs"] = [0.9, 0.9] + [0.0] * (len(flaky.at[1, "probs"]) - 2)  # does not sum to 1
+    (preds / "m" / "verbalized").mkdir(parents=True)
+    flaky.to_parquet(preds / "m" / "verbalized" / "none.parquet")
+    params["validate"] |= {"predictions_dir": str(preds), "max_verbalized_failure_rate": 0.25}
+    (root / "params_pred.yaml").write_text(yaml.safe_dump(params))
+    capsys.readouterr()
+    assert main(["--params", str(root / "params_pred.yaml"), "validate", "--predictions"]) == 1
+    printed = capsys.readouterr().out
+    summary = json.loads((Path(params["validate"]["out_dir"]) / "predictions" / "summary.json").read_text())
+    failed = {(f["suite"], f["column"]) for f in summary["failed"]}
+    assert failed == {("prediction_files", "verbalized_failure_rate"), ("predictions", "probs_sum_error")}
+    assert summary["verbalized_failure_rate"] == 0.5 and summary["prediction_files"] == 2
+    assert "verbalized parse failure rate: 50.0%" in printed
+    assert f"qkey='{flaky.at[1, 'qkey']}'" in printed

@@ -98,18 +98,18 @@ class CorrectionParams(Section):
     backoff: float = Field(1.0, ge=0, description="first retry delay in seconds, doubled each retry")
     drift_threshold: float = Field(0.15, gt=0, le=1, description="max normalised edit distance OCR -> corrected")
     hint_min_similarity: float = Field(0.6, ge=0, le=1, description="corrected wording vs codebook wording")
-    cache_dir: Path = Path("data/cache/llm")
+    cache_dir: DataPath = Path("data/cache/llm")
 
 
 class QuestionnaireParams(Section):
     pdfs: dict[str, Path] = Field(default_factory=dict, description="wave id -> questionnaire PDF")
-    out_dir: Path = Path("data/questionnaire")
+    out_dir: DataPath = Path("data/questionnaire")
     dpi: int = Field(200, ge=72, le=600)
     psm: int = Field(6, ge=3, le=13, description="tesseract page segmentation mode")
     workers: int = Field(2, ge=1, le=64, description="OCR processes (pages in parallel)")
-    ocr_cache_dir: Path = Field(Path("data/cache/ocr"), description="finished pages, so a killed OCR resumes")
+    ocr_cache_dir: DataPath = Field(Path("data/cache/ocr"), description="finished pages, so a killed OCR resumes")
     reviews: Path = Field(Path("data/reviews/corrections.yaml"), description="reviewed corrections, applied last")
-    provenance_dir: Path = Path("data/provenance")
+    provenance_dir: DataPath = Path("data/provenance")
     correction: CorrectionParams = Field(default_factory=CorrectionParams)
 
 

@@ -92,7 +92,8 @@ def representativeness(p: ArrayLike, q: ArrayLike, ordinal: ArrayLike) -> float 
     """1 − W(p, q)/(max ordinal − min ordinal), per row (OpinionQA averages it over questions).
 
     1 means identical opinions; 0 means all mass at opposite ends of the scale. A question with
-    a single option (no scale) gets NaN rather than a fake perfect score.
+    no scale (one option, or every option at the same position: the release's nominal
+    questions) gets NaN rather than a fake perfect score, and drops out of the means.
     """
     xa, _ = _rows(ordinal)
     with np.errstate(all="ignore"):

@@ -123,8 +123,11 @@ class Tracker:
         self.params = params
         self.execution = execution
         self.uri = tracking_uri(params)
+        # Decided before set_tracking_uri, which exports MLFLOW_TRACKING_URI itself.
+        self.own_store = self.uri.startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI")
         self.secrets = secret_values()
         self.lineage = git_lineage()
+        self._experiment: str | None = None
         try:
             mlflow.set_tracking_uri(self.uri)
         except Exception as exc:
@@ -138,7 +141,7 @@ class Tracker:
             if found is not None:
                 return found.experiment_id
             location = None
-            if self.uri.startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI"):
+            if self.own_store:
                 location = self.params.artifact_root.resolve().as_uri()  # beside mlflow.db, git-ignored
             return client.create_experiment(name, artifact_location=location,
                                             tags={"opinionbench.dataset": dataset})
@@ -150,6 +153,7 @@ class Tracker:
     def dataset(self, dataset: str, tags: Mapping[str, str]) -> Iterator[str]:
         """The parent run of this execution for one dataset's experiment."""
         experiment_id = self._experiment_id(dataset)
+        self._experiment = experiment_id
         run_tags = {**self.lineage, **tags, "opinionbench.execution": self.execution, "opinionbench.role": "execution"}
         with self.mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {self.execution}",
                                    tags=self._clean(run_tags)) as run:
@@ -159,12 +163,15 @@ class Tracker:
         return {str(k): redact(v, self.secrets)[:5000] for k, v in mapping.items() if v is not None}
 
     def log_run(self, *, run_name: str, params: Mapping[str, Any], metrics: Mapping[str, float],
-                tags: Mapping[str, str], artifacts: list[Path], data: pd.DataFrame | None = None,
+                tags: Mapping[str, str], artifacts: Mapping[Path, str], data: pd.DataFrame | None = None,
                 data_source: Path | None = None, data_name: str = "", used_files: list[Path] | None = None) -> str:
-        """A child run of the active parent: params, metrics, tags, scrubbed artifacts, dataset input."""
+        """A child run of the active parent: params, metrics, tags, scrubbed artifacts, dataset input.
+
+        `artifacts` maps a local file to the artifact folder it is logged under.
+        """
         mlflow = self.mlflow
         lineage = {**self.lineage, **dvc_lock_hashes(used_files or [])}
-        with mlflow.start_run(run_name=run_name, nested=True,
+        with mlflow.start_run(experiment_id=self._experiment, run_name=run_name, nested=True,
                               tags=self._clean({**lineage, **tags, "opinionbench.execution": self.execution})) as run:
             mlflow.log_params(self._clean(params))
             finite = {k: float(v) for k, v in metrics.items()
@@ -178,10 +185,10 @@ class Tracker:
                     mlflow.log_input(dataset, context="evaluation")
                 mlflow.set_tag("dataset.digest", dataset.digest)
             with tempfile.TemporaryDirectory(prefix="ob-artifacts-") as tmp:
-                for path in artifacts:
+                for path, artifact_dir in artifacts.items():
                     if Path(path).exists():
-                        folder = Path(tmp) / Path(path).parent.name
-                        folder.mkdir(exist_ok=True)
+                        folder = Path(tmp) / artifact_dir
+                        folder.mkdir(parents=True, exist_ok=True)
                         mlflow.log_artifact(str(_scrubbed_copy(Path(path), folder, self.secrets)),
-                                            artifact_path=Path(path).parent.name)
+                                            artifact_path=artifact_dir)
             return run.info.run_id

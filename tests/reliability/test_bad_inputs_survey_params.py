@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -129,11 +130,33 @@ def test_path_guard_accepts_the_data_directory_and_rejects_escapes(tmp_path, mon
         load_section("build", other / "params.yaml")
 
 
-def test_broken_expectation_suite_is_one_line_naming_the_file(tmp_path, sample_sav, tally):
-    tally.bad_input("expectation suite not JSON")
+def _typo_column(text: str) -> str:
+    suite = json.loads(text)
+    suite["expectations"].append({"type": "expect_column_values_to_be_between",
+                                  "kwargs": {"column": "no_such_column", "min_value": 0}})
+    return json.dumps(suite)
+
+
+def _unknown_type(text: str) -> str:
+    suite = json.loads(text)
+    suite["expectations"].append({"type": "expect_everything_to_be_fine", "kwargs": {}})
+    return json.dumps(suite)
+
+
+BAD_SUITES = {
+    "not JSON": (lambda text: text[: len(text) // 2], 2, "questions.json: not valid JSON"),
+    "unknown expectation": (_unknown_type, 2, "questions.json"),
+    "column typo": (_typo_column, 1, "could not be evaluated"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SUITES))
+def test_broken_expectation_suite_is_reported_naming_the_file_or_check(case, tmp_path, sample_sav, tally):
+    tally.bad_input(f"expectation suite: {case}")
+    corrupt, status, needle = BAD_SUITES[case]
     suites = tmp_path / "suites"
     shutil.copytree(Path(__file__).resolve().parents[2] / "expectations", suites)
-    (suites / "questions.json").write_text('{"name": "questions", "expectations": [')
+    (suites / "questions.json").write_text(corrupt((suites / "questions.json").read_text()))
     build = {"workers": 1, "out_dir": str(tmp_path / "data" / "build")}
     params = {"data": {"waves_dir": str(sample_sav.parent)}, "build": build,
               "validate": {"build_dir": build["out_dir"], "suites_dir": str(suites),
@@ -141,5 +164,9 @@ def test_broken_expectation_suite_is_one_line_naming_the_file(tmp_path, sample_s
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     assert run_cli(["--params", "params.yaml", "build"], cwd=tmp_path).returncode == 0
     result = run_cli(["--params", "params.yaml", "validate"], cwd=tmp_path)
-    assert result.returncode == 2
-    assert_one_line_error(result, "questions.json: not valid JSON")
+    assert result.returncode == status, result.stdout + result.stderr
+    if status == 2:
+        assert_one_line_error(result, needle)
+    else:
+        assert "Traceback" not in result.stderr and needle in result.stdout
+        assert "FAIL questions: expect_column_values_to_be_between(no_such_column)" in result.stdout

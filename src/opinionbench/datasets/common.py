@@ -112,13 +112,17 @@ def build_tables(records: Sequence[QuestionRecord], source_file: str, add_overal
     return questions, distributions
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, expect: type = dict) -> Any:
+    """The parsed file; every file of the release is a JSON object (mapping keys to entries)."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise DatasetImportError(f"{path}: not found (is datasets.distributional_alignment the release directory?)") from None
     except json.JSONDecodeError as exc:
         raise DatasetImportError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, expect):
+        raise DatasetImportError(f"{path}: expected a JSON {expect.__name__}, found {type(data).__name__}")
+    return data
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -18,12 +18,13 @@ from tqdm import tqdm
 from opinionbench.config import CorrectionParams
 from opinionbench.questionnaire.correct.codebook import merged_opcodes
 from opinionbench.questionnaire.correct.base import CorrectionBackend, Hint, make_backend
-from opinionbench.questionnaire.drift import check_drift
+from opinionbench.questionnaire.drift import check_drift, similarity
 from opinionbench.questionnaire.errors import CorrectionError
 from opinionbench.questionnaire.reconcile import reconcile
 from opinionbench.questionnaire.segment import Block
 
-QCODE_MATCH_MIN_RATIO = 75.0
+QCODE_MATCH_MIN_RATIO = 70.0
+WORDING_MATCH_MIN_SIMILARITY = 0.8
 CORRECTED_COLUMNS = [
     "qkey", "wave", "qcode", "qcode_ocr", "routing", "question", "options", "refusal_options",
     "question_ocr", "options_ocr", "percents_ocr", "page", "bbox", "dpi", "confidence", "min_confidence",
@@ -50,15 +51,49 @@ def wave_toplines(wave) -> dict[str, tuple[list[float], float]]:
     return {code[r.qkey]: (list(r.probs), float(r.refusal_rate)) for r in overall.itertuples() if r.qkey in code}
 
 
+_CODE_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1", "|": "1", "]": "1", "}": "1", ")": "1", "{": "1", "!": "1", "S": "5", "B": "8", "Z": "2", "_": None,
+                                  " ": None})
+
+
+def _fold_code(code: str) -> str:
+    return code.upper().translate(_CODE_CONFUSABLE)
+
+
+def match_block(block: Block, hints: dict[str, Hint], taken: set[str]) -> str | None:
+    """The codebook code of a block: its printed code when exact, else the candidate code
+    (near spelling) whose codebook wording the block's wording resembles most (`QCEN3` misread
+    as `QCENS` is told from `QCEN5` by its wording), else the code-only match."""
+    known = list(hints)
+    if block.qcode in hints:
+        return block.qcode
+    near = process.extract(_fold_code(block.qcode), {k: _fold_code(k) for k in known}, scorer=fuzz.ratio,
+                           limit=8, score_cutoff=60)
+    candidates = [key for _, _, key in near if key not in taken] or [key for _, _, key in near]
+    if candidates and block.wording:
+        best = max(candidates, key=lambda k: similarity(block.wording, hints[k].question))
+        if similarity(block.wording, hints[best].question) >= WORDING_MATCH_MIN_SIMILARITY:
+            return best
+    return match_qcode(block.qcode, known)
+
+
 def match_qcode(code: str, known: list[str]) -> str | None:
-    """The codebook code an OCR'd code stands for (exact, case-insensitive, or a near spelling)."""
+    """The codebook code an OCR'd code stands for: exact, then equal up to OCR confusions
+    (`QCENS` = `QCEN5`, `GAP2104_a` = `GAP21Q4_a`), then a near spelling that is clearly the
+    closest (a tie between siblings like `Q4_c`/`Q4_e` is no match: review, not a guess)."""
     if code in known:
         return code
-    lowered = {k.lower(): k for k in known}
-    if code.lower() in lowered:
-        return lowered[code.lower()]
-    match = process.extractOne(code, known, scorer=fuzz.ratio, score_cutoff=QCODE_MATCH_MIN_RATIO)
-    return match[0] if match else None
+    folded = {}
+    for k in known:
+        folded.setdefault(_fold_code(k), []).append(k)
+    same = folded.get(_fold_code(code), [])
+    if len(same) == 1:
+        return same[0]
+    top = process.extract(_fold_code(code), list(folded), scorer=fuzz.ratio, limit=2)
+    if not top or top[0][1] < QCODE_MATCH_MIN_RATIO or len(folded[top[0][0]]) > 1:
+        return None
+    if len(top) > 1 and top[0][1] - top[1][1] < 5:
+        return None
+    return folded[top[0][0]][0]
 
 
 def word_diff(before: str, after: str) -> str:
@@ -88,9 +123,10 @@ def correct_blocks(
     hints = hints or {}
     toplines = toplines or {}
     known = list(hints)
+    exact = {b.qcode for b in blocks if b.qcode in hints}
     rows = []
     for block in tqdm(blocks, desc=f"correct {wave_id} ({backend.name})", unit="question", disable=not progress):
-        qcode = match_qcode(block.qcode, known) if known else block.qcode
+        qcode = match_block(block, hints, exact) if known else block.qcode
         hint = hints.get(qcode) if qcode else None
         qcode = qcode or block.qcode
         reasons: list[str] = []
@@ -101,7 +137,8 @@ def correct_blocks(
             question, options, model, cache_key, notes = (
                 result.question, result.options, result.model, result.cache_key, result.notes)
             verdict = check_drift(block.wording, block.options, question, options, hint.question if hint else None,
-                                  threshold=params.drift_threshold, hint_min_similarity=params.hint_min_similarity)
+                                  threshold=params.drift_threshold, hint_min_similarity=params.hint_min_similarity,
+                                  hint_options=hint.options if hint else None)
             reasons += verdict.reasons
             d, sim = verdict.drift, verdict.hint_similarity
         except CorrectionError as exc:

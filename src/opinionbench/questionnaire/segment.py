@@ -20,10 +20,13 @@ from opinionbench.questionnaire.ocr import PageWarning
 from opinionbench.questionnaire.render import LAYOUT, Layout
 from opinionbench.survey.codebook import is_refusal
 
-CODE_TOKEN = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)[.,]$")
+# `CODE.` at the start of a line, in up to three OCR pieces: tesseract splits `J OBTRAIN`,
+# `NEW_Device_ Type` and reads the underscore of `Q4_c` as a space
+CODE_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*(?: [A-Za-z0-9_]+){0,2}[\]|}){!]?)[.,]{1,2}(?:\s+|$)")
 ROUTING = re.compile(r"^ASK\b", re.IGNORECASE)
 FOOTER = re.compile(r"^P\s?a\s?g\s?e\s*\S{1,4}$", re.IGNORECASE)
-PERCENT_TOKEN = re.compile(r"^(<\s?[1lI|]|[0-9OoIl|]{1,3})[°*%'.,]?$")
+PERCENT_TOKEN = re.compile(r"^(<\s?[1lI|!i]|[0-9OoIl|]{1,3}|\*)[°*%'.,_\"\->)}\]]?$")
+GLUED_OPTION = re.compile(r"^(\d{1,3})[.:,](\w{1,3})$")  # `32.1`: a percentage and a short numeric label read as one
 REFUSAL_WORDS = ("Refused", "Don't know", "No answer", "Don't know/Refused")
 
 
@@ -38,6 +41,7 @@ class Line:
     bottom: int
     confs: list[float]
     words: list[str]
+    spans: list[tuple[float, float]]  # each word's left and right edge in points
 
 
 @dataclass
@@ -78,16 +82,56 @@ def group_lines(words: pd.DataFrame) -> list[Line]:
             bottom=int((g["top"] + g["height"]).max()),
             confs=[float(c) for c in g["conf"] if c >= 0],
             words=list(g["text"]),
+            spans=[(l * 72.0 / dpi, (l + w) * 72.0 / dpi) for l, w in zip(g["left"], g["width"])],
         ))
     lines.sort(key=lambda ln: (ln.page, ln.top))
     return lines
+
+
+def join_code_pieces(text: str) -> str:
+    """`J OBTRAIN` → `JOBTRAIN`, `GAP21Q4 c` → `GAP21Q4_c`, `NEW_Device_ Type` → `NEW_Device_Type`."""
+    pieces = text.split()
+    code = pieces[0]
+    for piece in pieces[1:]:
+        glue = "" if len(code) == 1 or code.endswith("_") or piece.startswith("_") else "_"
+        code = f"{code}{glue}{piece}"
+    return code
+
+
+def _split_at_percent_edge(ln: Line, page_left: float, layout: Layout) -> tuple[str, str] | None:
+    """A percentage and a short label read as one word (`11` = 1% of `1`, `13°55` = 13% of `5`).
+
+    The percentage column is right-aligned at a known edge, so the characters of the word that
+    lie left of the edge are the percentage and the rest is the label (characters are taken as
+    evenly spaced within the word's box).
+    """
+    left, right = ln.spans[0]
+    word = ln.words[0]
+    edge = page_left + layout.code_width + (layout.percent_right + layout.label_offset) / 2
+    if not (left < edge < right) or len(word) < 2:
+        return None
+    k = round((edge - left) / ((right - left) / len(word)))
+    pct = parse_percent(word[:k]) if 0 < k < len(word) else None
+    label = " ".join([word[k:].strip("°*%'.,_-\"")] + ln.words[1:]).strip()
+    return (pct, label) if pct is not None and label else None
+
+
+def _page_margin(lines: list[Line]) -> float:
+    """The page's left margin: where its routing lines start (robust to specks of noise further left)."""
+    routed = sorted(ln.x_pt for ln in lines if ROUTING.match(ln.words[0]))
+    if routed:
+        return routed[len(routed) // 2]
+    xs = sorted(ln.x_pt for ln in lines)
+    return xs[len(xs) // 10]
 
 
 def parse_percent(token: str) -> str | None:
     """OCR'd topline value → "12" / "<1"; None when the token is not a percentage."""
     if not PERCENT_TOKEN.match(token):
         return None
-    core = token.rstrip("°*%'.,").replace(" ", "")
+    core = token.rstrip("°*%'.,_\"->)}]").replace(" ", "") if token != "*" else "*"
+    if core == "*":
+        return "<1"
     if core.startswith("<"):
         return "<1"
     digits = core.translate(str.maketrans("OoIl|", "00111"))
@@ -134,7 +178,7 @@ def segment(words: pd.DataFrame, *, source: str = "questionnaire", layout: Layou
         return []
     dpi = int(words["dpi"].iloc[0])
     lines = [ln for ln in group_lines(words) if not FOOTER.match(ln.text.strip())]
-    page_left = {p: min(ln.x_pt for ln in lines if ln.page == p) for p in {ln.page for ln in lines}}
+    page_left = {p: _page_margin([ln for ln in lines if ln.page == p]) for p in {ln.page for ln in lines}}
     margin_zone = layout.code_width - 20.0
     option_zone = layout.code_width + 14.0
     blocks: list[Block] = []
@@ -155,11 +199,11 @@ def segment(words: pd.DataFrame, *, source: str = "questionnaire", layout: Layou
             close()
             routing = (ln.text.strip().rstrip(":").strip(), ln)
             continue
-        code = CODE_TOKEN.match(first) if x < margin_zone else None
+        code = CODE_LINE.match(ln.text) if x < margin_zone else None
         if code:
             close()
-            current = {"qcode": code.group(1), "routing": routing[0] if routing else None,
-                       "wording": [" ".join(ln.words[1:])], "options": [], "lines": []}
+            current = {"qcode": join_code_pieces(code.group(1)), "routing": routing[0] if routing else None,
+                       "wording": [ln.text[code.end():]], "options": [], "lines": []}
             if routing and routing[1].page == ln.page:
                 current["lines"].append(routing[1])
             current["lines"].append(ln)
@@ -169,8 +213,14 @@ def segment(words: pd.DataFrame, *, source: str = "questionnaire", layout: Layou
         if current is None:
             continue  # header text before the first question of a page
         pct = parse_percent(first) if x >= option_zone else None
+        glued = GLUED_OPTION.match(first) if x >= option_zone and len(ln.words) == 1 else None
+        split = _split_at_percent_edge(ln, page_left[ln.page], layout) if x >= option_zone else None
         if pct is not None and len(ln.words) > 1:
             current["options"].append((pct, " ".join(ln.words[1:])))
+        elif glued:
+            current["options"].append((str(int(glued.group(1))), glued.group(2)))
+        elif split is not None:
+            current["options"].append(split)
         elif current["options"] and x >= option_zone:
             p, label = current["options"][-1]
             current["options"][-1] = (p, f"{label} {ln.text}")

@@ -26,9 +26,7 @@ REFERENCE_BASELINES = ("uniform", "overall-prior")
 def run(args: argparse.Namespace) -> int:
     from opinionbench import evaluation as ev
     from opinionbench import report
-    from opinionbench.calibrate import reliability_curve
     from opinionbench.inference.predictions import read_predictions
-    from opinionbench.tables import OVERALL
 
     params, build, datasets, tracking = load_params("evaluate", "build", "datasets", "tracking", path=args.params)
     assert isinstance(params, EvaluateParams) and isinstance(build, BuildParams)
@@ -69,8 +67,12 @@ def run(args: argparse.Namespace) -> int:
 
         steer = ev.steerability_table(scored)
         k2s = ev.knowledge_to_simulation(scored, **boot)
-        calib, curves = _calibration(scored, frames, truth, temperatures, params.reliability_bins, reliability_curve)
-        extra = [("Steerability (best steering format per group, beside the unsteered score)", steer),
+        calib, curves = _calibration(scored, frames, truth, temperatures, params.reliability_bins)
+        summary = (steer.groupby(["model", "method"], as_index=False)
+                   .agg(steerability=("steerability", "first"), unsteered=("unsteered", "mean"), groups=("group", "size"))
+                   if len(steer) else steer)
+        extra = [("Steerability (OpinionQA): steered to each group vs unsteered, same groups", summary),
+                 ("Steerability per group (best steering format)", steer),
                  ("Knowledge-to-simulation gap: TV(sequence)/TV(verbalized) − 1", k2s),
                  ("Temperature scaling on held-out questions (before → after)", calib)]
         written = report.write_leaderboard(out / "leaderboards", dataset, board, params.confidence, extra)
@@ -128,9 +130,10 @@ def _computed_baselines(dataset, truth, asked, present, boot) -> list[dict]:
     return rows
 
 
-def _calibration(scored, frames, truth, temperatures, bins, reliability_curve):
+def _calibration(scored, frames, truth, temperatures, bins):
     """Before/after on the held-out questions, and the reliability curves, per calibrated file."""
     from opinionbench import evaluation as ev
+    from opinionbench.calibrate import reliability_curve
 
     rows, curves = [], {}
     raw = {(f.model, f.steering): f for f in scored if f.method == "logprobs" and not f.calibrated}
@@ -190,7 +193,9 @@ def _track(tracking: TrackingParams, runs: list[dict], temperatures: dict, out: 
                                                     "rep_groups", "rep_groups_lo", "rep_groups_hi", "tv_groups",
                                                     "tv_groups_lo", "tv_groups_hi", "rep_worst_group", "js_overall",
                                                     "js_groups", "js_skew", "failed_rate", "n_questions")}
-                artifacts = list(item["artifacts"]) + ([f.path] if tracking.log_predictions else [])
+                artifacts = {path: path.parent.name for path in item["artifacts"]}
+                if tracking.log_predictions:
+                    artifacts[f.path] = "predictions"
                 tracker.log_run(run_name=f.label, params=params, metrics=metrics,
                                 tags={"opinionbench.role": "model-run", "opinionbench.entry": f.label},
                                 artifacts=artifacts, data=logged, data_source=item["directory"], data_name=dataset,

@@ -21,9 +21,15 @@ def run(args: argparse.Namespace) -> int:
 
     (params,) = load_params("questionnaire", path=args.params)
     assert isinstance(params, QuestionnaireParams)
-    frames = [read_table(corrected_path(params.out_dir, w), ["qkey", "status"]) for w in params.pdfs]
+    frames = []
+    for wave in params.pdfs:
+        path = corrected_path(params.out_dir, wave)
+        if not path.exists():
+            print(f"warning: {path}: not found, {wave} skipped (run `dvc repro correct@{wave}`)")
+            continue
+        frames.append(read_table(path, ["qkey", "status"]))
     if not frames:
-        print("no questionnaires configured (questionnaire.pdfs is empty)")
+        print("no corrected questionnaires to review")
         return 0
     reviewed = {e.qkey for e in load_reviews(params.reviews)}
     queue = review_queue(pd.concat(frames, ignore_index=True), reviewed)

@@ -76,21 +76,22 @@ def validate_predictions(params: ValidateParams) -> int:
     from opinionbench.validation.runner import run_suites
     from opinionbench.validation.summary import format_summary, summary_dict
 
-    dataset = params.out_dir / "dataset"
-    questions, _ = read_dataset(dataset if (dataset / "questions.parquet").exists() else params.build_dir)
+    questions, _ = read_dataset(params.out_dir / "dataset")  # the validated build that inference reads
     predictions = read_predictions(params.predictions_dir)
     rates = derive.failure_rates(predictions)
     frames = {"predictions": derive.prediction_checks(predictions, questions), "prediction_files": rates}
     out = params.out_dir / "predictions"
     report = run_suites(frames, params.suites_dir, params.expectation_parameters(), out / "docs")
+    verbalized = rates[rates["method"] == "verbalized"]
     extra = {
         "prediction_files": int(len(rates)),
+        "verbalized_failure_rate": (round(float(verbalized["failed"].sum() / verbalized["rows"].sum()), 4)
+                                    if len(verbalized) else None),
         "predictions": int(len(predictions)),
         "failure_rate_by_file": {f"{r.file} ({r.method})": round(float(r.failure_rate), 4) for r in rates.itertuples()},
     }
     write_json(summary_dict(report, None, extra), out / "summary.json")
     print(format_summary(report, None, {k: v for k, v in extra.items() if k != "failure_rate_by_file"}))
-    verbalized = rates[rates["method"] == "verbalized"]
     if len(verbalized):
         print(f"verbalized parse failure rate: {verbalized['failed'].sum() / verbalized['rows'].sum():.1%} "
               f"over {len(verbalized)} files (max per file {verbalized['failure_rate'].max():.1%})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,25 @@ def _find(record: dict, *names: str) -> Any:
     return None
 
 
+def _topline_points(record: dict) -> float:
+    """Worst gap (points) between printed topline and data; NaN when there was nothing to compare.
+
+    The questionnaire provenance records `topline_ok` and a sentence (`topline_detail`: "within
+    rounding", "off by 3.2 points", "3 printed values for 4 options"); a mismatch with no number
+    (misaligned or unreadable values) is an infinite gap, so any tolerance flags it.
+    """
+    value = _find(record, "topline_max_diff", "max_diff")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    ok = _find(record, "topline_ok")
+    if ok is True:
+        return 0.0
+    if ok is False:
+        match = re.search(r"off by (\d+(?:\.\d+)?) points", str(_find(record, "topline_detail") or ""))
+        return float(match.group(1)) if match else math.inf
+    return math.nan
+
+
 def question_checks(questions: pd.DataFrame, distributions: pd.DataFrame) -> pd.DataFrame:
     """One row per question: the questions + provenance suites' columns."""
     overall = set(distributions.loc[(distributions["attribute"] == OVERALL) & (distributions["group"] == OVERALL), "qkey"])
@@ -110,14 +130,14 @@ def provenance_checks(questions: pd.DataFrame, llm_cache_dir: Path) -> pd.DataFr
         backend = _find(record, "correction_backend", "backend")
         key = _find(record, "cache_key")
         llm = backend not in LLM_BACKENDS_WITHOUT_CACHE
-        topline = _find(record, "topline_max_diff", "max_diff")
+        topline = _topline_points(record)
         rows.append({
             "qkey": qkey,
             "text_source": source,
             "provenance_parsable": not record.get("_unparsable", False),
             "llm_corrected": bool(llm),
             "llm_cache_entry": (not llm) or (bool(key) and cache.path(str(key)).exists()),
-            "topline_max_diff": float(topline) if isinstance(topline, (int, float)) else np.nan,
+            "topline_max_diff": topline,
         })
     return pd.DataFrame(rows, columns=[
         "qkey", "text_source", "provenance_parsable", "llm_corrected", "llm_cache_entry", "topline_max_diff",
@@ -125,16 +145,27 @@ def provenance_checks(questions: pd.DataFrame, llm_cache_dir: Path) -> pd.DataFr
 
 
 def _probs_columns(frame: pd.DataFrame, n_options: pd.Series | None) -> pd.DataFrame:
-    sums, mins, maxs, lengths = [], [], [], []
-    for probs in frame["probs"]:
-        values = np.asarray(_as_list(probs), dtype=float)
-        lengths.append(len(values))
-        if len(values) == 0:
-            sums.append(np.nan); mins.append(np.nan); maxs.append(np.nan)
-            continue
-        sums.append(abs(float(values.sum()) - 1.0) if np.isfinite(values).all() else np.inf)
-        mins.append(float(np.nanmin(values)) if np.isfinite(values).any() else np.nan)
-        maxs.append(float(np.nanmax(values)) if np.isfinite(values).any() else np.nan)
+    """Per row of list column `probs`: |sum - 1|, min, max, length (vectorised: 700k rows in < 1 s).
+
+    A row with a non-finite value gets an infinite sum error; an empty list gets NaN (no probs).
+    """
+    lists = [p if isinstance(p, np.ndarray) else _as_list(p) for p in frame["probs"]]  # parquet gives arrays
+    lengths = np.fromiter((len(p) for p in lists), dtype=np.int64, count=len(lists))
+    sums = np.full(len(lists), np.nan)
+    mins, maxs = sums.copy(), sums.copy()
+    nonempty = lengths > 0
+    if nonempty.any():
+        try:
+            flat = np.concatenate([np.asarray(p, dtype=float) for p in lists if len(p)])
+        except (TypeError, ValueError):  # a non-number inside a list: it becomes NaN, hence a failed sum
+            objects = np.concatenate([np.asarray(p, dtype=object) for p in lists if len(p)])
+            flat = pd.to_numeric(pd.Series(objects), errors="coerce").to_numpy(dtype=float)
+        starts = (np.cumsum(lengths) - lengths)[nonempty]
+        finite = np.logical_and.reduceat(np.isfinite(flat), starts)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values overflow to inf: a failed sum
+            sums[nonempty] = np.where(finite, np.abs(np.add.reduceat(np.nan_to_num(flat), starts) - 1.0), np.inf)
+        mins[nonempty] = np.fmin.reduceat(flat, starts)
+        maxs[nonempty] = np.fmax.reduceat(flat, starts)
     out = pd.DataFrame({"probs_sum_error": sums, "probs_min": mins, "probs_max": maxs, "probs_length": lengths},
                        index=frame.index)
     out["probs_aligned"] = (out["probs_length"] == n_options).fillna(False) if n_options is not None else True

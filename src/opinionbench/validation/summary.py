@@ -7,16 +7,20 @@ from typing import Any
 from opinionbench.validation.exclusions import Exclusions
 from opinionbench.validation.runner import Outcome, ValidationReport
 
-MAX_FAILURE_LINES = 15
+MAX_DETAILED_FAILURES = 7  # x (head + why + 2 samples) + totals: one screen
+MAX_SAMPLES_SHOWN = 2
 
 
 def _sample_text(sample: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in sample.items())
 
 
+def _title(outcome: Outcome) -> str:
+    return f"{outcome.suite}: {outcome.expectation}" + (f"({outcome.column})" if outcome.column else "")
+
+
 def _failure_lines(outcome: Outcome) -> list[str]:
-    target = f"({outcome.column})" if outcome.column else ""
-    head = f"  FAIL {outcome.suite}: {outcome.expectation}{target}"
+    head = f"  FAIL {_title(outcome)}"
     if outcome.unexpected_count:
         head += f" - {outcome.unexpected_count} of {outcome.element_count} rows"
     elif outcome.observed is not None:
@@ -24,7 +28,11 @@ def _failure_lines(outcome: Outcome) -> list[str]:
     lines = [head]
     if outcome.why:
         lines.append(f"       why: {outcome.why}")
-    lines += [f"       e.g. {_sample_text(s)}" for s in outcome.samples]
+    shown: list[dict] = []
+    for sample in outcome.samples:
+        if sample not in shown and len(shown) < MAX_SAMPLES_SHOWN:
+            shown.append(sample)
+    lines += [f"       e.g. {_sample_text(s)}" for s in shown]
     return lines
 
 
@@ -45,11 +53,11 @@ def format_summary(report: ValidationReport, exclusions: Exclusions | None, extr
             lines.append(f"exclusions.yaml names qkeys not in the build (stale): {', '.join(exclusions.stale_qkeys[:5])}")
     for key, value in (extra or {}).items():
         lines.append(f"{key}: {value}")
-    failure_lines = [line for o in report.failed for line in _failure_lines(o)]
-    if len(failure_lines) > MAX_FAILURE_LINES:
-        more = len(report.failed)
-        failure_lines = failure_lines[:MAX_FAILURE_LINES] + [f"  ... ({more} failing expectations in all; see summary.json)"]
-    lines += failure_lines
+    for outcome in report.failed[:MAX_DETAILED_FAILURES]:
+        lines += _failure_lines(outcome)
+    rest = report.failed[MAX_DETAILED_FAILURES:]
+    if rest:
+        lines.append(f"  FAIL also: {'; '.join(_title(o) for o in rest)} (details in summary.json)")
     if report.docs_index is not None:
         lines.append(f"Data Docs: {report.docs_index}")
     return "\n".join(lines)

@@ -17,11 +17,21 @@ from opinionbench.questionnaire.segment import Block
 
 SAME_WORDS_MIN_RATIO = 60.0  # fuzz.ratio of the joined characters for a replaced run of words
 OPTION_MATCH_MIN_RATIO = 70.0
+POSITIONAL_MIN_RATIO = 50.0
 MAX_INSERTED_WORDS = 2
 
 
+# characters OCR confuses with each other, folded to one representative before comparing
+_CONFUSABLE = str.maketrans({"1": "l", "|": "l", "]": "l", "[": "l", "!": "l", "i": "l", "I": "l", "j": "l",
+                             "0": "o", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "...", "—": "-", "–": "-"})
+
+
+def ocr_fold(text: str) -> str:
+    return text.translate(_CONFUSABLE).lower()
+
+
 def _squash(words: list[str]) -> str:
-    return "".join(words).lower()
+    return ocr_fold("".join(words))
 
 
 def merged_opcodes(o: list[str], t: list[str]) -> list[tuple[str, int, int, int, int]]:
@@ -48,7 +58,8 @@ def align_text(ocr: str, truth: str) -> tuple[str, int]:
         if tag == "equal":
             out.extend(src)
         elif src and dst:
-            if fuzz.ratio(_squash(src), _squash(dst)) >= SAME_WORDS_MIN_RATIO:
+            a, b = _squash(src), _squash(dst)
+            if fuzz.ratio(a, b) >= SAME_WORDS_MIN_RATIO or (len(b) >= 2 and Levenshtein.distance(a, b) <= 1):
                 out.extend(dst)
                 fixes += 1
             else:
@@ -77,8 +88,14 @@ class CodebookCorrection:
         question, fixes = align_text(block.wording, hint.question)
         notes = [f"wording: {fixes} OCR fixes"] if fixes else []
         options = []
-        for label in block.options:
-            match = process.extractOne(label, hint.options, scorer=fuzz.ratio, score_cutoff=OPTION_MATCH_MIN_RATIO)
+        # a topline prints the options in codebook order: with as many options, align by position
+        positional = len(block.options) == len(hint.options)
+        for i, label in enumerate(block.options):
+            if positional and fuzz.ratio(ocr_fold(label), ocr_fold(hint.options[i])) >= POSITIONAL_MIN_RATIO:
+                match = (hint.options[i],)
+            else:
+                match = process.extractOne(ocr_fold(label), hint.options, scorer=fuzz.ratio, processor=ocr_fold,
+                                           score_cutoff=OPTION_MATCH_MIN_RATIO)
             if match is None:
                 options.append(label)
                 notes.append(f"option {label!r}: no codebook label close enough, kept")
