@@ -148,3 +148,21 @@ def test_review_queue_puts_flagged_questions_first(corrected):
     queue = review_queue(frame)
     assert queue.iloc[0]["qkey"] == "REMOTE_W900"
     assert "topline" in queue.iloc[0]["why"]
+
+
+@pytest.mark.integration
+def test_real_wave_scanned_questionnaire_round_trip(atp_dir, tmp_path):
+    """A real Pew wave: render a scanned topline, read it back, and match the codebook truth."""
+    from opinionbench.questionnaire.render import render_pdf, scan_pdf, wave_render_questions
+
+    real = load_wave(atp_dir / "W92.sav")
+    questions = wave_render_questions(real)[:8]
+    clean, scanned = tmp_path / "W92.clean.pdf", tmp_path / "W92_questionnaire.pdf"
+    render_pdf(questions, clean, wave="W92", n=len(real.weights))
+    scan_pdf(clean, scanned, dpi=200, seed=3)
+    frame = read_questionnaire(scanned, real, "codebook", ocr_cache_dir=tmp_path / "ocr")
+    truth = real.questions.set_index("qcode")
+    assert sorted(frame["qcode"]) == sorted(q.qcode for q in questions)
+    exact = sum(list(r.options) == list(truth.loc[r.qcode, "options"]) for r in frame.itertuples())
+    assert exact >= len(frame) - 1
+    assert frame["topline_ok"].sum() >= len(frame) - 1

@@ -68,6 +68,10 @@ def test_all_waves_build_or_are_reported(atp_dir, capsys):
     assert report["waves_built"] + len(report["waves_failed"]) == len(files) == 118
     assert report["waves_failed"] == {"W8.5.sav": f"{atp_dir / 'W8.5.sav'}: no weight column (expected WEIGHT_W8.5)"}
     assert report["questions"] > 10000 and report["cells"] > 500000
+    # every question that is built has an Overall distribution (unweighted-only items are skipped)
+    dists = result.distributions
+    assert set(dists.loc[dists["attribute"] == "Overall", "qkey"]) == set(result.questions["qkey"])
+    assert "no substantive answer with a positive W48.5 weight" in report["skipped_columns"]["W48.5"].values()
     with capsys.disabled():
         print(f"\n[all waves] built {report['waves_built']}/118 waves: {report['questions']} questions, "
               f"{report['cells']} (question, group) cells; failed: {report['waves_failed']}")

@@ -85,8 +85,10 @@ def test_model_backend_failure_is_a_row_and_the_other_prompts_go_on(tally):
 def _correction_params(url: str, cache: Path):
     from opinionbench.config import CorrectionParams
 
-    return CorrectionParams(backend="openai", base_url=url, model="stub", api_key_env="OB_RELIABILITY_KEY",
-                            timeout=1.0, max_retries=3, backoff=0.05, cache_dir=cache)
+    # cache = <project>/data/cache/llm: validated as a params file in <project> would be (the path guard)
+    return CorrectionParams.model_validate(
+        {"backend": "openai", "base_url": url, "model": "stub", "api_key_env": "OB_RELIABILITY_KEY", "timeout": 1.0,
+         "max_retries": 3, "backoff": 0.05, "cache_dir": cache}, context={"params_dir": cache.parents[2]})
 
 
 def _block():

@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from opinionbench.io import write_json, write_parquet
+    from opinionbench.io import write_json, write_parquet, write_text
+    from opinionbench.questionnaire.plots import quality_plot
     from opinionbench.questionnaire.correct import make_backend
     from opinionbench.questionnaire.errors import print_warnings
     from opinionbench.questionnaire.pipeline import correct_blocks, missing_questions, wave_hints, wave_toplines
@@ -40,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
                                        hints=hints, toplines=wave_toplines(wave) if wave is not None else {},
                                        source=str(params.pdfs[wave_id]))
         write_parquet(corrected, out / "corrected.parquet")
+        write_text(corrected[["qkey", "page", "confidence", "drift", "status"]].to_csv(index=False),
+                   out / "quality.csv")
+        quality_plot(corrected, out / "quality.png", f"{wave_id} questionnaire: OCR confidence and correction drift "
+                     f"({backend.name})")
         missing = missing_questions(corrected, hints) if hints else []
         metrics = {
             "backend": backend.name,

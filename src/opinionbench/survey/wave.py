@@ -75,6 +75,22 @@ def choose_weight_column(path: Path, wave: str, columns: list[str]) -> str:
     raise SurveyError(f"{path}: ambiguous weight columns {candidates}; choose one in resources/weights.yaml")
 
 
+def _skip_unanswered(book: Codebook, frame: pd.DataFrame, weights: np.ndarray) -> None:
+    """A question nobody with a positive weight answered has no distribution: skip it, say why.
+
+    (E.g. W48.5's veterans items: only the veterans sample answered them, and the general
+    population weight is missing for that sample.)
+    """
+    kept = []
+    for q in book.questions:
+        answered = frame[q.qkey].isin(q.option_codes).to_numpy() & (weights > 0)
+        if answered.any():
+            kept.append(q)
+        else:
+            book.skipped[q.qkey] = f"no substantive answer with a positive {q.wave} weight"
+    book.questions = kept
+
+
 def _dates(frame: pd.DataFrame, wave: str) -> tuple[str | None, str | None]:
     start_col, end_col = f"INTERVIEW_START_{wave}", f"INTERVIEW_END_{wave}"
     out = []
@@ -112,6 +128,7 @@ def load_wave(path: str | Path, weight_column: str | None = None) -> Wave:
     book = extract_codebook(
         wave, list(meta.column_names), meta.column_names_to_labels, meta.variable_value_labels, string_cols, weight_cols
     )
+    _skip_unanswered(book, frame, weights)
     attributes = harmonise(str(path), frame, meta.variable_value_labels)
     start, end = _dates(frame, wave)
     qcols = [q.qkey for q in book.questions]
