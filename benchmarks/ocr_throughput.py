@@ -51,6 +51,9 @@ def main() -> int:
     ap.add_argument("--dpi", type=int, default=200)
     args = ap.parse_args()
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    load = os.getloadavg()[0]
+    print(f"cores={os.cpu_count()} load_average_1min={load:.2f} (a busy machine caps the speedup: "
+          f"2 workers need 2 idle cores)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         pdf = Path(tmp) / "pages.pdf"
         build_pdf(args.pages, pdf)

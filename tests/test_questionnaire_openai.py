@@ -185,3 +185,22 @@ def test_real_llama_server_then_replay_without_it(llama_server, sample_sav, tmp_
     assert list(replay["question"]) == list(live["question"])
     assert list(replay["cache_key"]) == list(live["cache_key"])
     assert all("replayed from cache" in n for n in replay["notes"])
+
+
+def test_committed_cache_replays_the_sample_without_an_endpoint(sample_sav, tmp_path, monkeypatch):
+    """`dvc repro` with backend openai must work offline: every sample request is in data/cache/llm."""
+    monkeypatch.chdir(REPO)
+    from opinionbench.questionnaire.ocr import ocr_pdf
+    from opinionbench.questionnaire.pipeline import wave_hints
+    from opinionbench.questionnaire.segment import segment
+    from opinionbench.survey import load_wave
+
+    blocks = segment(ocr_pdf(SAMPLE_PDF, cache_dir=tmp_path / "data" / "ocr", progress=False))
+    offline = CorrectionParams(backend="openai", base_url="http://127.0.0.1:9/v1", model="smollm2",
+                               response_format="json_object", max_retries=0, cache_dir=REPO / "data" / "cache" / "llm")
+    frame = correct_blocks(blocks, wave_id="W900", backend=make_backend("openai", offline), params=offline,
+                           hints=wave_hints(load_wave(sample_sav)), progress=False)
+    assert len(frame) == 12
+    assert all("replayed from cache" in n for n in frame["notes"]), "tesseract output differs from the cached run"
+    # SmolLM2-135M rewrites some questions: the guard must have sent those to review
+    assert (frame["status"] == "needs_review").any() and (frame["status"] == "accepted").any()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
+
 from opinionbench.errors import OpinionBenchError
 
 
@@ -13,21 +18,13 @@ class CorrectionError(OpinionBenchError):
     """A correction backend failed for one question (endpoint down, timeout, reply not the schema)."""
 
 
-class print_warnings:
-    """Context manager: every warning raised inside is printed as one `warning: ...` line."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings(record=True)
-        self.caught = self._ctx.__enter__()
+@contextlib.contextmanager
+def printed_warnings() -> Iterator[None]:
+    """Every warning raised inside (a blank page, a missing file) is printed as one `warning: ...` line."""
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        return self
-
-    def __exit__(self, *exc):
-        import sys
-
-        self._ctx.__exit__(*exc)
-        for w in self.caught:
-            print(f"warning: {w.message}", file=sys.stderr)
-        return False
+        try:
+            yield
+        finally:
+            for w in caught:
+                print(f"warning: {w.message}", file=sys.stderr)

@@ -51,7 +51,7 @@ def wave_toplines(wave) -> dict[str, tuple[list[float], float]]:
     return {code[r.qkey]: (list(r.probs), float(r.refusal_rate)) for r in overall.itertuples() if r.qkey in code}
 
 
-_CODE_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1", "|": "1", "]": "1", "}": "1", ")": "1", "{": "1", "!": "1", "S": "5", "B": "8", "Z": "2", "_": None,
+_CODE_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1", "|": "1", "]": "1", "}": "1", ")": "1", "{": "1", "!": "1", "?": "7", "¢": "C", "©": "C", "S": "5", "B": "8", "Z": "2", "_": None,
                                   " ": None})
 
 

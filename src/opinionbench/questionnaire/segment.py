@@ -20,9 +20,10 @@ from opinionbench.questionnaire.ocr import PageWarning
 from opinionbench.questionnaire.render import LAYOUT, Layout
 from opinionbench.survey.codebook import is_refusal
 
-# `CODE.` at the start of a line, in up to three OCR pieces: tesseract splits `J OBTRAIN`,
-# `NEW_Device_ Type` and reads the underscore of `Q4_c` as a space
-CODE_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*(?: [A-Za-z0-9_]+){0,2}[\]|}){!]?)[.,]{1,2}(?:\s+|$)")
+# `CODE.` at the start of a line (only codes, routing, headers and footers sit at the margin), in
+# up to three OCR pieces: tesseract splits `J OBTRAIN`, reads `Q4_c` as `Q4 c` and misreads
+# characters (`GOOD] OBS`, `QCEN?`, `Q26_¢`); the codebook match sorts them out
+CODE_LINE = re.compile(r"^([A-Za-z][^\s.,:;=]*(?: [^\s.,:;=]+){0,2})[.,]{1,2}(?:\s+|$)")
 ROUTING = re.compile(r"^ASK\b", re.IGNORECASE)
 FOOTER = re.compile(r"^P\s?a\s?g\s?e\s*\S{1,4}$", re.IGNORECASE)
 PERCENT_TOKEN = re.compile(r"^(<\s?[1lI|!i]|[0-9OoIl|]{1,3}|\*)[°*%'.,_\"\->)}\]]?$")

@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _with_questionnaire_text(questions, params: QuestionnaireParams):
     """Wording from the corrected questionnaires (where accepted), reviews applied last, provenance added."""
-    from opinionbench.questionnaire.errors import print_warnings
+    from opinionbench.questionnaire.errors import printed_warnings
     from opinionbench.questionnaire.provenance import attach_questionnaire_text, corrected_path
 
     files = {w: corrected_path(params.out_dir, w) for w in params.pdfs if w in set(questions["wave"])}
-    with print_warnings():
+    with printed_warnings():
         return attach_questionnaire_text(questions, files, params.reviews)

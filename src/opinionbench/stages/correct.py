@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     from opinionbench.io import write_json, write_parquet, write_text
     from opinionbench.questionnaire.plots import quality_plot
     from opinionbench.questionnaire.correct import make_backend
-    from opinionbench.questionnaire.errors import print_warnings
+    from opinionbench.questionnaire.errors import printed_warnings
     from opinionbench.questionnaire.pipeline import correct_blocks, missing_questions, wave_hints, wave_toplines
     from opinionbench.questionnaire.segment import segment
     from opinionbench.survey import load_wave
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         out = params.out_dir / wave_id
         words = read_table(out / "ocr.parquet", ["page", "text", "conf", "left", "top"])
         sav = data.waves_dir / f"{wave_id}.sav"
-        with print_warnings():
+        with printed_warnings():
             wave = load_wave(sav) if sav.exists() else None
             if wave is None:
                 print(f"warning: {sav}: no microdata for {wave_id}: no codebook hints, no topline check")

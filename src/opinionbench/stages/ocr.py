@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from opinionbench.io import write_json, write_parquet
-    from opinionbench.questionnaire.errors import print_warnings
+    from opinionbench.questionnaire.errors import printed_warnings
     from opinionbench.questionnaire.ocr import OcrSettings, ocr_pdf
     from opinionbench.questionnaire.segment import group_lines
 
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         if wave not in params.pdfs:
             raise ConfigError(f"params.yaml: questionnaire.pdfs: no PDF for wave {wave}")
         try:
-            with print_warnings():
+            with printed_warnings():
                 words = ocr_pdf(params.pdfs[wave], settings=OcrSettings(dpi=params.dpi, psm=params.psm),
                                 workers=params.workers, cache_dir=params.ocr_cache_dir)
         except OpinionBenchError as exc:  # one bad questionnaire never stops the other waves

@@ -11,6 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import pandas as pd
 
     from opinionbench.config import QuestionnaireParams, load_params
@@ -38,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"{int((queue['status'] == 'needs_review').sum())} of {len(queue)} questions routed to review; "
           f"{len(reviewed)} reviewed in {params.reviews}")
     if args.csv:
-        write_text(queue.to_csv(index=False), __import__("pathlib").Path(args.csv))
+        write_text(queue.to_csv(index=False), Path(args.csv))
     return 0
