@@ -128,7 +128,7 @@ def test_import_stage_null_imports_nothing_and_isolates_bad_datasets(release, tm
 def test_real_release_imports(shared_dir):
     root = shared_dir / "data" / "distributional_alignment"
     if not root.is_dir():
-        pytest.skip(f"{root} absent")
+        pytest.skip(f"distributional-alignment release not available at {root}")
     sizes = {"opinionqa_100": 100, "opinionqa_500": 494, "nytimes": 235, "global_values": 100}
     for name, n in sizes.items():
         ds = import_dataset(name, root)
@@ -140,3 +140,39 @@ def test_real_release_imports(shared_dir):
     # GAP21Q33_g_W82, Democrats: Top 60, Some 239, No priority 128 (weighted totals in POLPARTY_data.json).
     np.testing.assert_allclose(oqa.loc[("GAP21Q33_g_W82", "POLPARTY", "Democrat"), "probs"], np.array([60, 239, 128]) / 427)
     assert len(import_dataset("nytimes", root).human_annotations) == 3 * 940
+
+
+@pytest.mark.integration
+def test_real_release_through_import_and_evaluate(shared_dir, tmp_path, monkeypatch):
+    """The real release → `opinionbench import` → baseline predictions → `opinionbench evaluate`:
+    leaderboards carry the human annotators' rows (the release's own TVs) beside the baselines."""
+    from opinionbench.inference.predictions import prediction_path, write_predictions
+    from opinionbench.models.baselines import baseline_predictions, cells_to_predict
+    from opinionbench.tables import read_dataset
+
+    root = shared_dir / "data" / "distributional_alignment"
+    if not root.is_dir():
+        pytest.skip(f"distributional-alignment release not available at {root}")
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(
+        f"datasets:\n  distributional_alignment: {root}\n  include: [opinionqa_100, nytimes]\n"
+        "evaluate:\n  bootstrap: 50\ntracking:\n  enabled: false\n")
+    assert main(["import"]) == 0
+    for name in ("opinionqa_100", "nytimes"):
+        questions, distributions = read_dataset(Path("data/datasets") / name)
+        cells = cells_to_predict(distributions, list(questions["qkey"]), None)
+        frame = baseline_predictions("uniform", questions, distributions, cells, name)
+        write_predictions(frame, prediction_path(name, "uniform", "baseline", "none", Path("data/predictions")))
+    assert main(["evaluate"]) == 0
+
+    for name, prefix, n_questions in (("opinionqa_100", "OQA", 100), ("nytimes", "NYT", 235)):
+        board = pd.read_csv(Path("data/reports/leaderboards") / f"{name}.csv").set_index("entry")
+        assert board.loc["uniform · baseline · none", "n_questions"] == n_questions
+        assert board.loc["overall-prior · baseline · none", "rep_overall"] == pytest.approx(1.0)  # computed here
+        released = json.loads((root / "results/human_annotations" / f"{prefix}_human_tv_data.json").read_text())
+        for condition, steering in (("nosteer", "none"), ("persona", "persona"), ("fewshot", "few-shot")):
+            row = board.loc[f"human annotators · verbalized · {steering}"]
+            assert row["tv_groups"] == pytest.approx(np.mean(released[condition]))
+            assert row["tv_groups_lo"] < row["tv_groups"] < row["tv_groups_hi"]
+        # Uniform is far from contentious opinions: worse than the groups' own distributions.
+        assert board.loc["uniform · baseline · none", "rep_groups"] < board.loc["humans: other groups (avg)", "rep_groups"]

@@ -147,3 +147,12 @@ def test_group_reference_scores_each_group_against_the_others():
     dem_ind = ref[(ref.group == "Democrat") & (ref.group_source == "Independent")]["representativeness"].item()
     assert dem_ind == pytest.approx(0.5)
     assert (ref["tv"] == 1.0).all()
+
+
+def test_bootstrap_means_match_a_loop_over_the_same_draws_with_and_without_nan():
+    values = np.array([0.2, 0.9, 0.4, 0.7, 0.5])
+    idx = np.random.default_rng(3).integers(0, values.size, size=(40, values.size))
+    np.testing.assert_allclose(m.bootstrap_means(values, n_boot=40, seed=3), [values[i].mean() for i in idx])
+    holed = values.copy()
+    holed[1] = np.nan  # a question a model failed: left out of each resample's mean, not counted as 0
+    np.testing.assert_allclose(m.bootstrap_means(holed, n_boot=40, seed=3), [np.nanmean(holed[i]) for i in idx])

@@ -148,3 +148,13 @@ def test_scoring_stages_do_not_depend_on_model_params():
         declared = [p if isinstance(p, str) else next(iter(p)) for p in stages[name]["params"]]
         assert not [p for p in declared if p.split(".")[0] in {"models", "infer"}], (name, declared)
         assert "${evaluate.predictions_dir}" in stages["evaluate"]["deps"]
+
+
+def test_steerability_chooses_among_persona_formats():
+    from opinionbench.evaluation import steerability_formats
+
+    # OpinionQA: the best of the persona formats; few-shot keeps its own leaderboard rows.
+    assert steerability_formats(["none", "few-shot", "persona-bio", "persona-qa"]) == ["persona-bio", "persona-qa"]
+    assert steerability_formats(["none", "persona", "few-shot"]) == ["persona"]
+    assert steerability_formats(["none", "few-shot"]) == ["few-shot"]
+    assert steerability_formats(["none"]) == []

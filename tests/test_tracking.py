@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,18 @@ def test_redact_replaces_credential_like_environment_values(monkeypatch):
     monkeypatch.setenv("HOME_DIR_NAME", "not-a-secret-value")
     assert tracking.redact(f"key={SECRET}!") == "key=***!"
     assert tracking.redact("not-a-secret-value") == "not-a-secret-value"
+
+
+def test_declared_api_key_env_names_are_redacted_whatever_their_name(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"models": {"a": {"backend": "openai", "api_key_env": "LLM_ACCESS"}},
+                                      "questionnaire": {"correct": {"api_key_env": "OTHER_VAR"}}}))
+    names = tracking.declared_secret_names(params)
+    assert names == ["LLM_ACCESS", "OTHER_VAR"]
+    env = {"LLM_ACCESS": "abcdef-123456", "HOME": "/root/home"}
+    assert tracking.secret_values(env) == []
+    assert tracking.secret_values(env, names) == ["abcdef-123456"]
+    assert tracking.declared_secret_names(tmp_path / "missing.yaml") == []
 
 
 def test_dvc_lock_hashes_find_file_and_directory_outs(tmp_path, monkeypatch):
@@ -48,6 +61,15 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     root.mkdir()
     store = root / "mlflow.db"
     make_project(root, sample_sav, tracking_uri=f"sqlite:///{store}", tracking=True)
+    # A second key in a variable whose name looks harmless; params.yaml declares it as an api_key_env.
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["models"] = {"remote": {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1",
+                                   "api_key_env": "LLM_ACCESS_VAR"}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    hidden = "hidden-0123456789-value"
+    frame = pd.read_parquet(root / "data/predictions/sample/toy/sequence/none.parquet")
+    frame["raw_reply"] = f"echo {hidden}"
+    frame.to_parquet(root / "data/predictions/sample/toy/sequence/none.parquet")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "params.yaml"], cwd=root, check=True)
@@ -59,6 +81,7 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     monkeypatch.chdir(root)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("LLM_ACCESS_VAR", hidden)
     assert main(["calibrate"]) == 0
     assert main(["evaluate"]) == 0
 
@@ -72,6 +95,9 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     assert (children["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert (children["tags.git.commit"] == head).all()
     assert (children["tags.dvc.lock.data/build/questions.parquet"] == "q-md5").all()
+    # What was actually read, independent of dvc.lock (here deliberately stale): the file's md5.
+    real_md5 = hashlib.md5((root / "data/build/questions.parquet").read_bytes()).hexdigest()
+    assert (children["tags.data.md5.data/build/questions.parquet"] == real_md5).all()
     persona = children[children["tags.mlflow.runName"] == "toy · logprobs · persona"].iloc[0]
     assert persona["params.model_id"] == "toy/toy" and persona["params.model_revision"] == "r1"
     assert persona["params.method"] == "logprobs" and persona["params.steering"] == "persona"
@@ -88,6 +114,10 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     artifacts = {a.path for top in client.list_artifacts(run.info.run_id) for a in client.list_artifacts(run.info.run_id, top.path)}
     assert {"leaderboards/sample.csv", "leaderboards/sample.md", "figures/sample_leaderboard.png",
             "figures/sample_group_heatmap.png", "predictions/persona.parquet"} <= artifacts
+    parent = parents["run_id"].iloc[0]
+    parent_artifacts = {a.path for top in client.list_artifacts(parent) for a in client.list_artifacts(parent, top.path)}
+    assert {"leaderboards/sample.md", "figures/sample_reliability.png"} <= parent_artifacts
+    assert not any(a.startswith("predictions/") for a in parent_artifacts)
 
     # The key set in the environment is nowhere: params, tags, the store's bytes, any artifact.
     assert not runs.astype(str).apply(lambda col: col.str.contains(SECRET)).any().any()
@@ -96,6 +126,11 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     local = Path(client.download_artifacts(verbalized["run_id"], "predictions", str(tmp_path / "dl")))
     replies = pd.read_parquet(local / "none.parquet")["raw_reply"]
     assert replies.str.contains(r"\*\*\*").all() and not replies.str.contains(SECRET).any()
+    assert hidden.encode() not in store.read_bytes()
     for path in (root / "mlartifacts").rglob("*"):
         if path.is_file():
-            assert SECRET.encode() not in path.read_bytes(), path
+            data = path.read_bytes()
+            assert SECRET.encode() not in data and hidden.encode() not in data, path
+    sequence = children[children["tags.mlflow.runName"] == "toy · sequence · none"].iloc[0]
+    local = Path(client.download_artifacts(sequence["run_id"], "predictions", str(tmp_path / "dl2")))
+    assert (pd.read_parquet(local / "none.parquet")["raw_reply"] == "echo ***").all()

@@ -120,7 +120,7 @@ class DatasetsParams(Section):
         None, description="the distributional-alignment release (e.g. ../shared/data/distributional_alignment)")
     include: list[Literal["opinionqa_100", "opinionqa_500", "nytimes", "global_values"]] = Field(
         default_factory=lambda: ["opinionqa_100", "opinionqa_500", "nytimes", "global_values"])
-    out_dir: Path = Path("data/datasets")
+    out_dir: DataPath = Path("data/datasets")
 
 
 class CalibrateParams(Section):
@@ -130,8 +130,8 @@ class CalibrateParams(Section):
     seed: int = 0
     objective: Literal["tv", "cross_entropy"] = "tv"
     predictions_dir: Path = Path("data/predictions")
-    out_dir: Path = Path("data/calibrated/predictions")
-    report: Path = Path("data/calibrated/temperatures.json")
+    out_dir: DataPath = Path("data/calibrated/predictions")
+    report: DataPath = Path("data/calibrated/temperatures.json")
 
 
 class EvaluateParams(Section):
@@ -140,7 +140,7 @@ class EvaluateParams(Section):
     predictions_dir: Path = Path("data/predictions")
     calibrated_dir: Path = Path("data/calibrated/predictions")
     temperatures: Path = Path("data/calibrated/temperatures.json")
-    out_dir: Path = Path("data/reports")
+    out_dir: DataPath = Path("data/reports")
     bootstrap: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples of the questions")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     seed: int = 0
@@ -181,7 +181,7 @@ class ModelEntry(Section):
     batch_size: int = Field(8, ge=1, le=512)
     threads: int | None = Field(2, ge=1, description="torch CPU threads")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    cache_dir: Path = Field(Path("data/models"), description="converted GGUF weights, reused by later runs")
+    cache_dir: DataPath = Field(Path("data/models"), description="converted GGUF weights, reused by later runs")
     # openai
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="environment variable holding the API key (never the key)")
@@ -217,8 +217,8 @@ class InferParams(Section):
 
     dataset: str = Field("opinionqa_xl", description="name used in prediction paths")
     dataset_dir: Path = Field(Path("data/build"), description="questions + distributions (data/build or data/datasets/<name>)")
-    out_dir: Path = Path("data/predictions")
-    parts_dir: Path = Field(Path("data/cache/infer"), description="chunks written as produced: a killed run resumes")
+    out_dir: DataPath = Path("data/predictions")
+    parts_dir: DataPath = Field(Path("data/cache/infer"), description="chunks written as produced: a killed run resumes")
     questions: QuestionSampleParams = Field(default_factory=QuestionSampleParams)
     run: list[str] = Field(default_factory=lambda: ["smollm2"], description="models: entries the DVC matrix runs")
     baselines: list[Literal["uniform", "overall-prior", "similar-questions"]] = Field(

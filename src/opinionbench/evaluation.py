@@ -219,14 +219,28 @@ def human_group_references(truth: Truth, n_boot: int, seed: int, confidence: flo
     return rows
 
 
+def steerability_formats(steerings: Iterable[str]) -> list[str]:
+    """The steering formats steerability chooses among: OpinionQA's persona formats.
+
+    OpinionQA's steerability is the best of its persona formats (QA, BIO, PORTRAY) per group, so
+    steerings named `persona*` are the candidates; few-shot (the distributional-alignment
+    paper's steering) keeps its own leaderboard rows. With no persona format at all, every
+    steered format is a candidate, so a few-shot-only run still gets a steerability number.
+    """
+    steered = sorted({s for s in steerings if s != UNSTEERED})
+    persona = [s for s in steered if s.startswith("persona")]
+    return persona or steered
+
+
 def steerability_table(scored_by_file: dict[PredictionFile, pd.DataFrame]) -> pd.DataFrame:
-    """Per (dataset, model, method): steerability per group (best format) beside the unsteered score."""
+    """Per (dataset, model, method): steerability per group (best persona format) beside the unsteered score."""
     rows = []
     keys = {(f.dataset, f.model, f.method, f.calibrated) for f in scored_by_file}
     for dataset, model, method, calibrated in sorted(keys):
         files = {f: s for f, s in scored_by_file.items()
                  if (f.dataset, f.model, f.method, f.calibrated) == (dataset, model, method, calibrated)}
-        steered = [s.assign(steering=f.steering) for f, s in files.items() if f.steering != UNSTEERED]
+        formats = steerability_formats([f.steering for f in files])
+        steered = [s.assign(steering=f.steering) for f, s in files.items() if f.steering in formats]
         if not steered:
             continue
         frame = pd.concat(steered, ignore_index=True)

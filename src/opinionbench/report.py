@@ -116,7 +116,7 @@ def write_dvc_files(out_dir: Path, leaderboards: dict[str, pd.DataFrame]) -> Non
 def _save(fig: plt.Figure, path: Path) -> Path:
     tmp = atomic_path(path)
     try:
-        fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=130)  # layout done by tight_layout: no second draw
         tmp.replace(path)
     finally:
         plt.close(fig)
@@ -155,9 +155,14 @@ def leaderboard_figure(dataset: str, frame: pd.DataFrame, confidence: float, pat
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), height), squeeze=False)
     for ax, (column, title, xlabel) in zip(axes[0], panels):
         _bar_panel(ax, frame, column, title, xlabel)
-    fig.suptitle(f"{dataset}: leaderboard ({confidence:.0%} bootstrap intervals; grey = reference rows, "
-                 "orange = baselines)", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle(f"{dataset}: leaderboard (error bars: {confidence:.0%} bootstrap intervals over questions)",
+                 fontsize=11)
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=c, label=l) for c, l in (
+        ("#4c72b0", "model"), ("#dd8452", "baseline"), ("#9e9e9e", "human reference"))],
+        loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, path)
 
 
@@ -184,6 +189,15 @@ def heatmap_figure(dataset: str, table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _temperature_label(temperature: float) -> str:
+    """Legend text; a T at the top of the search range means "as flat as possible", not a real fit."""
+    from opinionbench.calibrate import LOG_T_BOUNDS
+
+    if math.isfinite(temperature) and math.log(temperature) >= LOG_T_BOUNDS[1] - 1e-3:
+        return f"scaled (T={temperature:.0f}, search bound: ≈ uniform)"
+    return f"scaled (T={temperature:.2f})"
+
+
 def reliability_figure(dataset: str, curves: dict[str, tuple[pd.DataFrame, pd.DataFrame, float]], path: Path) -> Path:
     """One panel per (model, steering): predicted vs human option shares, before and after scaling."""
     n = max(1, len(curves))
@@ -191,7 +205,7 @@ def reliability_figure(dataset: str, curves: dict[str, tuple[pd.DataFrame, pd.Da
     for ax, (label, (before, after, temperature)) in zip(axes[0], curves.items()):
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
         ax.plot(before["predicted"], before["observed"], "o-", color="#c44e52", label="raw log-probs")
-        ax.plot(after["predicted"], after["observed"], "s-", color="#4c72b0", label=f"scaled (T={temperature:.2f})")
+        ax.plot(after["predicted"], after["observed"], "s-", color="#4c72b0", label=_temperature_label(temperature))
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("predicted option probability")
@@ -199,6 +213,7 @@ def reliability_figure(dataset: str, curves: dict[str, tuple[pd.DataFrame, pd.Da
         ax.set_title(label, fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{dataset}: reliability on held-out questions", fontsize=11)
+    fig.suptitle(f"{dataset}: reliability on held-out questions, before/after temperature scaling "
+                 "(binned option probabilities vs human shares)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

@@ -3,17 +3,18 @@
 Layout: one experiment per dataset (`<prefix>/<dataset>`), one parent run per pipeline
 execution (per dataset), one child run per (model, dataset, method, steering[, +T]) with its
 params, metrics, artifacts, the dataset logged as an MLflow input (with its digest), and
-lineage tags: the git commit (and whether the tree was dirty) and the `dvc.lock` hashes of the
-data files it used.
+lineage tags: the git commit (and whether the tree was dirty), the `dvc.lock` hashes of the
+data files it used and their md5 as actually read (`data.md5.<path>`).
 
 Secrets: API keys reach the pipeline only through environment variables. Before anything is
 sent to MLflow (params, tags, text and parquet artifacts), every value of an environment
-variable whose name looks like a credential is replaced by `***`, so a key echoed into a reply
-or a path can never be stored.
+variable whose name looks like a credential, or that params.yaml names as an `api_key_env`, is
+replaced by `***`, so a key echoed into a reply or a path can never be stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -32,7 +33,7 @@ from opinionbench.errors import OpinionBenchError
 
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CRED|AUTH)", re.IGNORECASE)
 REDACTED = "***"
 
 
@@ -40,10 +41,37 @@ class TrackingError(OpinionBenchError):
     """The MLflow store cannot be reached or written."""
 
 
-def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of credential-like environment variables (longest first, so overlaps redact fully)."""
+def declared_secret_names(params_path: Path) -> list[str]:
+    """Environment variable names that params.yaml declares as holding keys (`api_key_env` anywhere).
+
+    A key may live in a variable with an innocent name (`MY_LLM_CREDS`); the params say which
+    variables hold keys, so their values are redacted whatever the name looks like.
+    """
+    try:
+        raw = yaml.safe_load(Path(params_path).read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "api_key_env" and isinstance(value, str) and value:
+                    names.add(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(raw)
+    return sorted(names)
+
+
+def secret_values(environ: Mapping[str, str] | None = None, names: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Values of credential-like environment variables, and of those `names` (longest first, so
+    overlapping secrets redact fully). Values under 6 characters are too short to redact safely."""
     env = os.environ if environ is None else environ
-    values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6}
+    values = {v for k, v in env.items() if (_SECRET_NAME.search(k) or k in names) and len(v) >= 6}
     return sorted(values, key=len, reverse=True)
 
 
@@ -95,6 +123,25 @@ def dvc_lock_hashes(used: list[Path], lock: Path = Path("dvc.lock")) -> dict[str
     return tags
 
 
+def file_md5s(used: list[Path]) -> dict[str, str]:
+    """`data.md5.<path>`: the md5 of each used file as read now (DVC's file hash).
+
+    The `dvc.lock` tags say what the pipeline last recorded; these say what this run actually
+    read, so a run made outside `dvc repro` on edited data is still traceable (the two differ).
+    """
+    tags = {}
+    for path in used:
+        path = Path(path)
+        if path.is_file():
+            digest = hashlib.md5()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            rel = os.path.relpath(path.resolve(), Path.cwd().resolve()) if path.is_absolute() else str(path)
+            tags[f"data.md5.{rel}"] = digest.hexdigest()
+    return tags
+
+
 def _scrubbed_copy(path: Path, folder: Path, secrets: list[str]) -> Path:
     """A copy of an artifact with secrets redacted (text and parquet string columns); binaries as is."""
     target = folder / path.name
@@ -114,7 +161,7 @@ def _scrubbed_copy(path: Path, folder: Path, secrets: list[str]) -> Path:
 class Tracker:
     """One pipeline execution's MLflow runs: `with tracker.dataset(name): tracker.log_run(...)`."""
 
-    def __init__(self, params: TrackingParams, execution: str) -> None:
+    def __init__(self, params: TrackingParams, execution: str, secret_names: list[str] | tuple[str, ...] = ()) -> None:
         try:
             import mlflow
         except ImportError as exc:  # pragma: no cover - mlflow is a dependency
@@ -125,7 +172,7 @@ class Tracker:
         self.uri = tracking_uri(params)
         # Decided before set_tracking_uri, which exports MLFLOW_TRACKING_URI itself.
         self.own_store = self.uri.startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI")
-        self.secrets = secret_values()
+        self.secrets = secret_values(names=secret_names)
         self.lineage = git_lineage()
         self._experiment: str | None = None
         try:
@@ -170,7 +217,7 @@ class Tracker:
         `artifacts` maps a local file to the artifact folder it is logged under.
         """
         mlflow = self.mlflow
-        lineage = {**self.lineage, **dvc_lock_hashes(used_files or [])}
+        lineage = {**self.lineage, **dvc_lock_hashes(used_files or []), **file_md5s(used_files or [])}
         with mlflow.start_run(experiment_id=self._experiment, run_name=run_name, nested=True,
                               tags=self._clean({**lineage, **tags, "opinionbench.execution": self.execution})) as run:
             mlflow.log_params(self._clean(params))
@@ -184,11 +231,19 @@ class Tracker:
                     dataset = mlflow.data.from_pandas(data, source=str(data_source or ""), name=data_name)
                     mlflow.log_input(dataset, context="evaluation")
                 mlflow.set_tag("dataset.digest", dataset.digest)
-            with tempfile.TemporaryDirectory(prefix="ob-artifacts-") as tmp:
-                for path, artifact_dir in artifacts.items():
-                    if Path(path).exists():
-                        folder = Path(tmp) / artifact_dir
-                        folder.mkdir(parents=True, exist_ok=True)
-                        mlflow.log_artifact(str(_scrubbed_copy(Path(path), folder, self.secrets)),
-                                            artifact_path=artifact_dir)
+            self.log_artifacts(artifacts)
             return run.info.run_id
+
+    def log_artifacts(self, artifacts: Mapping[Path, str]) -> None:
+        """Scrubbed copies of local files into the active run, `artifacts` mapping file → folder.
+
+        Called by `log_run` for a model run, and inside `dataset(...)` for the execution's parent
+        run (its leaderboards and figures once, to browse an execution without opening a child).
+        """
+        with tempfile.TemporaryDirectory(prefix="ob-artifacts-") as tmp:
+            for path, artifact_dir in artifacts.items():
+                if Path(path).exists():
+                    folder = Path(tmp) / artifact_dir
+                    folder.mkdir(parents=True, exist_ok=True)
+                    self.mlflow.log_artifact(str(_scrubbed_copy(Path(path), folder, self.secrets)),
+                                             artifact_path=artifact_dir)

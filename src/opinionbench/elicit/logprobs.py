@@ -47,10 +47,9 @@ def letter_probabilities(answer: NextToken, n: int, combine: str) -> tuple[np.nd
             leftover = max(0.0, 1.0 - sum(listed))
             raw[missing] = min(min(listed), leftover / int(missing.sum())) if listed else 0.0
     in_options = float(raw.sum())
-    if answer.exhaustive:
-        on_letters = sum(sum(v) for v in variants.values())  # every variant, whatever `combine`
-    else:
-        on_letters = in_options
+    # the mass on the options counts every variant ("A" and " A"), whatever `combine` keeps;
+    # a letter filled by the top-k rule counts with its filled value
+    on_letters = sum(sum(v) if v else float(r) for v, r in zip(variants.values(), raw))
     if in_options <= 0:
         raise ValueError("no probability on any option letter")
     return raw / in_options, max(0.0, 1.0 - on_letters)

@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         summary = (steer.groupby(["model", "method"], as_index=False)
                    .agg(steerability=("steerability", "first"), unsteered=("unsteered", "mean"), groups=("group", "size"))
                    if len(steer) else steer)
-        extra = [("Steerability (OpinionQA): steered to each group vs unsteered, same groups", summary),
-                 ("Steerability per group (best steering format)", steer),
+        extra = [("Steerability (OpinionQA): best persona format per group vs unsteered, same groups", summary),
+                 ("Steerability per group (best persona format)", steer),
                  ("Knowledge-to-simulation gap: TV(sequence)/TV(verbalized) − 1", k2s),
                  ("Temperature scaling on held-out questions (before → after)", calib)]
         written = report.write_leaderboard(out / "leaderboards", dataset, board, params.confidence, extra)
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         print(f"no predictions under {params.predictions_dir}: empty leaderboards (run the infer stages first)")
     if tracking.enabled and runs:
-        _track(tracking, runs, temperatures, out)
+        _track(tracking, runs, temperatures, out, args.params)
     return 0
 
 
@@ -166,12 +166,12 @@ def _index(leaderboards: dict[str, pd.DataFrame]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _track(tracking: TrackingParams, runs: list[dict], temperatures: dict, out: Path) -> None:
+def _track(tracking: TrackingParams, runs: list[dict], temperatures: dict, out: Path, params_path: Path) -> None:
     from opinionbench.evaluation import question_sample_digest
-    from opinionbench.tracking import Tracker
+    from opinionbench.tracking import Tracker, declared_secret_names
 
     execution = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    tracker = Tracker(tracking, execution)
+    tracker = Tracker(tracking, execution, declared_secret_names(params_path))
     for item in runs:
         dataset, board = item["dataset"], item["board"]
         by_label = {row["entry"]: row for row in board.to_dict("records")}
@@ -200,6 +200,7 @@ def _track(tracking: TrackingParams, runs: list[dict], temperatures: dict, out: 
                                 tags={"opinionbench.role": "model-run", "opinionbench.entry": f.label},
                                 artifacts=artifacts, data=logged, data_source=item["directory"], data_name=dataset,
                                 used_files=[*used_data, f.path])
+            tracker.log_artifacts({path: path.parent.name for path in item["artifacts"]})  # on the parent run
     print(f"MLflow: {sum(len(i['frames']) for i in runs)} runs logged to {tracker.uri} (execution {execution})")
 
 

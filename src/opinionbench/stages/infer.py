@@ -1,7 +1,8 @@
 """`infer` stage: one model × one method over every configured steering, or the weightless baselines.
 
     opinionbench infer --model smollm2 --method logprobs   # DVC: infer@smollm2-logprobs
-    opinionbench infer --baselines                         # DVC: infer-baselines
+    opinionbench infer --baseline uniform                  # DVC: infer-baseline@uniform
+    opinionbench infer --baselines                         # every infer.baselines entry
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="a name under `models:` in params.yaml")
     parser.add_argument("--method", choices=["logprobs", "verbalized", "sequence"])
     parser.add_argument("--baselines", action="store_true", help="write the infer.baselines predictions instead")
+    parser.add_argument("--baseline", choices=["uniform", "overall-prior", "similar-questions"],
+                        help="write one baseline's predictions (DVC: infer-baseline@NAME)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -30,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     qkeys = sample_questions(questions, infer.questions.n, infer.questions.seed, infer.questions.waves)
     if not qkeys:
         raise ConfigError(f"params.yaml: infer.questions: no question of {infer.dataset_dir} is selected")
-    if args.baselines:
+    if args.baselines or args.baseline:
         cells = cells_to_predict(distributions, qkeys, infer.groups)
-        for name in infer.baselines:
+        for name in [args.baseline] if args.baseline else infer.baselines:
             path = prediction_path(infer.dataset, name, "baseline", "none", infer.out_dir)
             frame = baseline_predictions(name, questions, distributions, cells, infer.dataset, k=infer.k_similar)
             write_predictions(frame, path)

@@ -1,0 +1,225 @@
+"""The `hf` backend with the real SmolLM2-135M-Instruct on a handful of sample questions.
+
+One converted model is shared by the module (converted GGUF weights cached under the
+project's data/models, so the ~26 s conversion happens once per machine). Checks: every
+method x steering gives valid, traceable predictions; the fast path equals the per-option
+loop (with shared-prefix KV reuse) and does not depend on the batch size; a second run reuses
+what the first computed; bad inputs are one-line errors or recorded failures.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from opinionbench.elicit import methods
+from opinionbench.elicit.base import MethodSettings
+from opinionbench.elicit.logprobs import candidates
+from opinionbench.elicit.verbalized import ReplyError, parse_distribution
+from opinionbench.inference.predictions import check_alignment, read_predictions
+from opinionbench.inference.runner import InferenceRun, sample_questions, steering_cells
+from opinionbench.io import write_parquet
+from opinionbench.models.base import ModelError
+from opinionbench.steering import SteeringData
+from opinionbench.steering.templates import templates_hash
+from opinionbench.survey.build import build_waves
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS_CACHE = REPO / "data" / "models"  # shared with `opinionbench infer`: convert once per machine
+GROUPS = {"POLPARTY": ["Republican"]}
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from opinionbench.embedded import SMOLLM2_ID
+    from opinionbench.models.hf import HFBackend
+
+    backend = HFBackend("embedded:smollm2", cache_dir=MODELS_CACHE, batch_size=8, threads=2)
+    assert backend.model_id == SMOLLM2_ID and backend.revision.startswith("gguf-sha256:")
+    return backend
+
+
+@pytest.fixture(scope="module")
+def sample(sample_sav):
+    built = build_waves([sample_sav], workers=1)
+    return built.questions, built.distributions
+
+
+@pytest.fixture(scope="module")
+def two_qkeys(sample) -> list[str]:
+    questions, _ = sample
+    return sample_questions(questions, 2, seed=0)
+
+
+def _run(backend, method, steering, sample, qkeys, tmp_path, settings, groups=GROUPS, chunk_size=16):
+    questions, distributions = sample
+    data = SteeringData(questions, distributions, k_shots=2)
+    run = InferenceRun(backend, method, steering, questions, data, settings, dataset="sample",
+                       out_path=tmp_path / "predictions" / f"{method}-{steering}.parquet",
+                       parts_dir=tmp_path / "parts" / method / steering, chunk_size=chunk_size)
+    summary = run.run(steering_cells(distributions, qkeys, steering, groups), progress=False)
+    return run, summary, read_predictions(summary.path)
+
+
+SETTINGS = {
+    "logprobs": MethodSettings(option_orders=2),
+    "verbalized": MethodSettings(option_orders=1, max_tokens=48),
+    "sequence": MethodSettings(option_orders=1, sequence_n=3, temperature=1.0),
+}
+
+
+@pytest.mark.parametrize("method", ["logprobs", "verbalized", "sequence"])
+def test_every_method_and_steering_gives_valid_traceable_predictions(smollm2, sample, two_qkeys, method, tmp_path):
+    questions, _ = sample
+    n_options = dict(zip(questions["qkey"], questions["options"].map(len)))
+    module = methods()[method]
+    method_templates = list(module.TEMPLATES.values()) if hasattr(module, "TEMPLATES") else [module.TEMPLATE]
+    for steering in ("none", "persona", "few-shot"):
+        run, summary, preds = _run(smollm2, method, steering, sample, two_qkeys, tmp_path, SETTINGS[method])
+        assert summary.cells == len(preds) == 2 and summary.computed == 2 and summary.reused == 0
+        assert set(preds["qkey"]) == set(two_qkeys)
+        expected_group = {"none": "Overall"}.get(steering, "Republican")
+        assert (preds["group"] == expected_group).all()
+        assert (preds["model_id"] == smollm2.model_id).all() and (preds["model_revision"] == smollm2.revision).all()
+        assert (preds["method"] == method).all() and (preds["steering"] == steering).all()
+        for row in preds.itertuples(index=False):
+            item = run.item((row.qkey, row.attribute, row.group))
+            assert row.template_hash == templates_hash(*item.context.templates, *method_templates)
+            if row.failed:
+                assert row.error and len(row.probs) == 0
+                continue
+            assert len(row.probs) == n_options[row.qkey] and (row.probs >= 0).all()
+            assert math.isclose(row.probs.sum(), 1.0, abs_tol=1e-9)
+            if method == "logprobs":
+                assert 0.0 <= row.out_of_option_mass < 1.0  # recorded, not dropped
+            elif method == "sequence":
+                assert 0.0 <= row.out_of_option_mass <= 1.0  # share of sampled answers that were no letter
+        check_alignment(preds, questions)
+        if method == "logprobs":
+            assert not preds["failed"].any()
+        if method == "verbalized":
+            # every reply is kept; a row failed exactly when its reply is not a distribution
+            for row in preds.itertuples(index=False):
+                assert row.raw_reply is not None
+                try:
+                    parsed = parse_distribution(row.raw_reply, n_options[row.qkey])
+                except ReplyError:
+                    assert row.failed and "not a distribution" in row.error
+                else:
+                    assert not row.failed
+                    np.testing.assert_allclose(row.probs, parsed, atol=1e-9)
+
+
+def _logprob_prompts(sample, qkeys):
+    """Persona prompts of two questions (one shared system prompt) and few-shot prompts of one
+    question in two option orders (a long shared prefix): the KV-reuse paths of the fast path."""
+    from opinionbench.elicit import logprobs
+    from opinionbench.steering import steer
+
+    questions, distributions = sample
+    data = SteeringData(questions, distributions, k_shots=2)
+    rows = questions.set_index("qkey")
+    prompts = []
+    for steering, keys in (("persona", qkeys), ("few-shot", qkeys[:1])):
+        for q in keys:
+            from opinionbench.elicit.base import Item
+
+            item = Item(q, "POLPARTY", "Republican", rows.loc[q, "question"], tuple(rows.loc[q, "options"]),
+                        steer(steering, data, q, "POLPARTY", "Republican"))
+            prompts += logprobs.prompts(item, MethodSettings(option_orders=2))
+    return prompts
+
+
+def test_fast_path_equals_the_per_option_loop_with_shared_prefix_kv_reuse(smollm2, sample, two_qkeys):
+    prompts = _logprob_prompts(sample, two_qkeys)
+    assert len({p.messages[0] for p in prompts}) == 2  # two groups that share a system prompt
+    groups = smollm2._prefix_groups(prompts, [smollm2.encode(p) for p in prompts])
+    assert all(prefix > 20 for rows, prefix in groups if len(rows) > 1)  # the prefix really is reused
+    fast = smollm2.next_token_logprobs(prompts, candidates(4))
+    # the loop pays one full forward per candidate: check two candidates of every prompt
+    slow = smollm2.next_token_logprobs_per_option(prompts, ["A", " B"])
+    for f, s in zip(fast, slow):
+        for token, value in s.logprobs.items():
+            assert abs(f.logprobs[token] - value) < 1e-4, (token, f.logprobs[token], value)
+    # ... and the distributions read from them agree
+    assert all(f.exhaustive for f in fast)
+
+
+def test_results_do_not_depend_on_batch_size_or_prefix_sharing(smollm2, sample, two_qkeys):
+    prompts = _logprob_prompts(sample, two_qkeys)[:4]  # the persona prompts: 2 questions x 2 orders
+    cands = candidates(5)
+    saved = smollm2.batch_size, smollm2.share_prefix
+    try:
+        smollm2.batch_size = 8
+        batched = smollm2.next_token_logprobs(prompts, cands)
+        smollm2.batch_size = 1
+        single = smollm2.next_token_logprobs(prompts, cands)
+        smollm2.batch_size, smollm2.share_prefix = 8, False
+        unshared = smollm2.next_token_logprobs(prompts, cands)
+    finally:
+        smollm2.batch_size, smollm2.share_prefix = saved
+    for a, b, c in zip(batched, single, unshared):
+        assert a.logprobs.keys() == b.logprobs.keys() == c.logprobs.keys()
+        for token in a.logprobs:
+            assert abs(a.logprobs[token] - b.logprobs[token]) < 1e-5
+            assert abs(a.logprobs[token] - c.logprobs[token]) < 1e-4
+
+
+def test_a_rerun_reuses_what_was_computed_and_computes_only_new_cells(smollm2, sample, tmp_path):
+    questions, _ = sample
+    three = sample_questions(questions, 3, seed=1)
+    settings = MethodSettings(option_orders=1)
+    _, first, before = _run(smollm2, "logprobs", "none", sample, three[:2], tmp_path, settings, chunk_size=1)
+    assert (first.computed, first.reused) == (2, 0)
+    assert len(list((tmp_path / "parts" / "logprobs" / "none").glob("part-*.parquet"))) == 2  # one chunk per cell
+    _, second, after = _run(smollm2, "logprobs", "none", sample, three, tmp_path, settings, chunk_size=1)
+    assert (second.computed, second.reused) == (1, 2)
+    kept = after[after["qkey"].isin(three[:2])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, before.reset_index(drop=True))
+
+
+def test_a_question_with_one_option_is_a_recorded_failure_and_the_others_go_on(smollm2, sample, two_qkeys, tmp_path):
+    questions, distributions = sample
+    bad = questions["qkey"] == two_qkeys[0]
+    one_option = questions.copy()
+    one_option.loc[bad, "options"] = pd.Series([["Yes"]], index=questions.index[bad])
+    _, summary, preds = _run(smollm2, "logprobs", "none", (one_option, distributions), two_qkeys, tmp_path,
+                             MethodSettings(option_orders=1))
+    by_q = preds.set_index("qkey")
+    assert by_q.loc[two_qkeys[0], "failed"] and "1 option(s)" in by_q.loc[two_qkeys[0], "error"]
+    assert two_qkeys[0] in by_q.loc[two_qkeys[0], "error"]
+    assert not by_q.loc[two_qkeys[1], "failed"] and summary.failed == 1
+
+
+@pytest.mark.parametrize("model", ["/no/such/model.gguf", "/no/such/model-dir"])
+def test_a_model_path_that_does_not_exist_is_one_clear_error(model, tmp_path):
+    from opinionbench.models.hf import HFBackend
+
+    with pytest.raises(ModelError) as info:
+        HFBackend(model, cache_dir=tmp_path / "data" / "models")
+    assert model in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cli_with_a_missing_model_path_prints_one_error_line(sample, tmp_path):
+    questions, distributions = sample
+    write_parquet(questions, tmp_path / "data" / "build" / "questions.parquet")
+    write_parquet(distributions, tmp_path / "data" / "build" / "distributions.parquet")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
+        "models": {"broken": {"backend": "hf", "model": "/no/such/model.gguf"}},
+        "infer": {"dataset_dir": "data/build", "steerings": ["none"], "questions": {"n": 2}},
+    }))
+    result = subprocess.run([sys.executable, "-m", "opinionbench.cli", "--params", str(tmp_path / "params.yaml"),
+                             "infer", "--model", "broken", "--method", "logprobs", "--no-progress"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "/no/such/model.gguf" in errors[0] and "not found" in errors[0], result.stderr

@@ -1,0 +1,141 @@
+"""Inference arithmetic with no model: letter probabilities (combine, top-k fill), option orders,
+the verbalized and sequence reply parsers. Hand-made inputs, hand-computed expectations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from opinionbench.elicit.logprobs import candidates, letter_probabilities
+from opinionbench.elicit.options import QuestionError, check_options, cyclic_orders, to_original
+from opinionbench.elicit.sequence import first_letter, letter_sequence
+from opinionbench.elicit.verbalized import ReplyError, parse_distribution
+from opinionbench.models.base import NextToken
+
+
+def _nt(probs: dict[str, float], exhaustive: bool) -> NextToken:
+    return NextToken({k: math.log(v) for k, v in probs.items()}, exhaustive=exhaustive)
+
+
+# --- logprobs: "A" and " A", sum vs max, out-of-option mass ------------------------------------
+
+def test_sum_adds_both_tokenisations_and_records_all_other_mass():
+    probs, outside = letter_probabilities(_nt({"A": .3, " A": .2, "B": .1, " B": .25}, True), 2, "sum")
+    np.testing.assert_allclose(probs, [.5 / .85, .35 / .85])
+    assert outside == pytest.approx(0.15)
+
+
+def test_max_keeps_the_likelier_tokenisation_but_mass_outside_counts_every_variant():
+    probs, outside = letter_probabilities(_nt({"A": .3, " A": .2, "B": .1, " B": .25}, True), 2, "max")
+    np.testing.assert_allclose(probs, [.3 / .55, .25 / .55])
+    assert outside == pytest.approx(0.15)  # the " A" mass is on an option, whichever variant is kept
+
+
+def test_exhaustive_letter_that_is_not_a_single_token_gets_zero():
+    probs, outside = letter_probabilities(_nt({"A": .6, "B": .2}, True), 3, "sum")
+    np.testing.assert_allclose(probs, [.75, .25, 0.0])
+    assert outside == pytest.approx(0.2)
+
+
+def test_tokens_that_merely_contain_a_letter_are_not_options():
+    probs, _ = letter_probabilities(_nt({"A": .5, "B": .25, "AB": .1, "  B": .1, "a": .05}, True), 2, "sum")
+    np.testing.assert_allclose(probs, [2 / 3, 1 / 3])
+
+
+# --- top-k fill rule (API backends): min(least listed, leftover / missing) ----------------------
+
+def test_fill_rule_shares_the_leftover_when_it_is_smaller():
+    # listed sum 0.95 -> leftover 0.05 shared by C and D: 0.025 each (< least listed 0.1)
+    top = _nt({"A": .5, " A": .1, "B": .2, "Hello": .15}, exhaustive=False)
+    probs, outside = letter_probabilities(top, 4, "sum")
+    raw = np.array([.6, .2, .025, .025])
+    np.testing.assert_allclose(probs, raw / raw.sum())
+    assert outside == pytest.approx(1 - raw.sum())
+
+
+def test_fill_rule_caps_at_the_least_listed_probability():
+    # leftover 0.48 for one missing letter, but it cannot be likelier than the least listed (0.02)
+    probs, _ = letter_probabilities(_nt({"A": .5, "B": .02}, exhaustive=False), 3, "sum")
+    raw = np.array([.5, .02, .02])
+    np.testing.assert_allclose(probs, raw / raw.sum())
+
+
+def test_fill_rule_with_max_combine_and_nothing_left_over():
+    # listed sum 1.0: the missing letter gets min(0.1, 0.0) = 0
+    probs, outside = letter_probabilities(_nt({"A": .7, " A": .2, " B": .1}, exhaustive=False), 3, "max")
+    np.testing.assert_allclose(probs, [.7 / .8, .1 / .8, 0.0], atol=1e-12)
+    assert outside == pytest.approx(0.0, abs=1e-12)  # " A" is on an option even though max drops it
+
+
+def test_no_mass_on_any_option_is_an_error_not_a_guess():
+    with pytest.raises(ValueError, match="no probability"):
+        letter_probabilities(NextToken({"A": -math.inf, "B": -math.inf, "x": 0.0}, True), 2, "sum")
+
+
+def test_candidates_are_both_tokenisations_of_each_letter():
+    assert candidates(3) == ["A", " A", "B", " B", "C", " C"]
+
+
+# --- option orders ------------------------------------------------------------------------------
+
+def test_cyclic_orders_and_mapping_back_to_the_original_order():
+    assert cyclic_orders(3, 2) == [[0, 1, 2], [1, 2, 0]]
+    assert cyclic_orders(2, 5) == [[0, 1], [1, 0]]  # capped at the number of options
+    # order [1, 2, 0]: letter A shows option 1, B option 2, C option 0
+    np.testing.assert_allclose(to_original(np.array([.7, .2, .1]), [1, 2, 0]), [.1, .7, .2])
+
+
+def test_a_question_with_one_option_cannot_be_asked():
+    with pytest.raises(QuestionError, match="Q1_W1: has 1 option"):
+        check_options("Q1_W1", ["Yes"])
+
+
+# --- verbalized parser ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reply,expected", [
+    ('{"A": 0.2, "B": 0.8}', [.2, .8]),
+    ('```json\n{"A": 0.25, "B": 0.75}\n```', [.25, .75]),
+    ('Sure! Here it is: {"a": 1, "b": 3} Hope that helps.', [.25, .75]),
+    ('{"A": "30%", "B": "70%"}', [.3, .7]),
+    ('{"A": 30, "B": 70}', [.3, .7]),                       # percentages without the sign
+    ('{"A.": 0.5, "B)": 0.5}', [.5, .5]),
+    ("[0.1, 0.9]", [.1, .9]),
+    ("A: 40%\nB: 60%", [.4, .6]),
+    ("A = 0.3, B = 0.3", [.5, .5]),                           # renormalised
+    ('{not json} then {"A": 0.6, "B": 0.4}', [.6, .4]),
+])
+def test_verbalized_replies_that_are_distributions(reply, expected):
+    np.testing.assert_allclose(parse_distribution(reply, 2), expected)
+
+
+@pytest.mark.parametrize("reply,why", [
+    ('{"A": 0.5}', "missing"),
+    ('{"A": 0.5, "B": 0.3, "C": 0.2}', "unexpected"),
+    ('{"A": -0.5, "B": 1.5}', "negative"),
+    ('{"A": 0, "B": 0}', "sum to 0"),
+    ('{"A": true, "B": 0.5}', "not a number"),
+    ("[0.5, 0.3, 0.2]", "list of 3"),
+    ("A: 40%\nA: 60%", "twice"),
+    ("I would say mostly the first one.", "no JSON"),
+    ("", "no JSON"),
+])
+def test_verbalized_replies_that_are_not_are_reply_errors(reply, why):
+    with pytest.raises(ReplyError, match=why):
+        parse_distribution(reply, 2)
+
+
+# --- sequence parsers ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reply,letter", [
+    ("B", "B"), (" B.", "B"), ("(C) Not much", "C"), ("Answer: A", "A"), ("b", "B"),
+    ("D", None),            # not an option of a 3-option question
+    ("because", None), ("", None), ("The answer", None),
+])
+def test_first_letter(reply, letter):
+    assert first_letter(reply, 3) == letter
+
+
+def test_letter_sequence_marks_tokens_that_are_not_letters():
+    assert letter_sequence("A B, C (A) x D.", 3) == ["A", "B", "C", "A", None, None]
