@@ -189,6 +189,9 @@ class ModelEntry(Section):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     top_logprobs: int = Field(20, ge=1, le=20)
+    response_format: Literal["json_schema", "json_object", "none"] = Field(
+        "json_schema", description="how the verbalized JSON schema is sent: json_schema (OpenAI, vLLM), "
+                                   "json_object (llama.cpp server), none")
 
     def backend_settings(self) -> dict[str, Any]:
         if self.backend == "hf":
@@ -199,7 +202,8 @@ class ModelEntry(Section):
                 raise ConfigError(f"models: {self.model}: backend openai needs base_url")
             return {"base_url": self.base_url, "api_key_env": self.api_key_env, "revision": self.revision,
                     "concurrency": self.concurrency, "timeout_s": self.timeout_s,
-                    "max_retries": self.max_retries, "top_logprobs": self.top_logprobs}
+                    "max_retries": self.max_retries, "top_logprobs": self.top_logprobs,
+                    "response_format": self.response_format}
         raise ConfigError(f"models: {self.model}: unknown backend {self.backend!r}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -243,9 +244,14 @@ def test_sigkill_during_inference_then_rerun_equals_an_uninterrupted_run(tmp_pat
                            ready=lambda: len(parts()) >= 2)
         assert status == -9, "the inference run must really be killed mid-work"
         kept = len(parts())
+        kept_rows = sum(len(pd.read_parquet(p)) for p in parts())
         served_before_rerun = len(stub.requests)
         rerun = run_cli(args(p_killed), cwd=killed)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
+        # the rerun says what it did: every cell kept before the kill reused, only the rest computed
+        counts = [tuple(map(int, c)) for c in re.findall(r"(\d+) cells, (\d+) computed, (\d+) reused", rerun.stdout)]
+        assert counts and all(cells == done + reused for cells, done, reused in counts), rerun.stdout
+        assert sum(reused for _, _, reused in counts) == kept_rows and sum(done for _, done, _ in counts) > 0
         rerun_requests = len(stub.requests) - served_before_rerun
         full = run_cli(args(p_clean), cwd=clean)
         assert full.returncode == 0, full.stderr[-2000:]

@@ -230,7 +230,10 @@ class HFBackend(Backend):
         """Greedy requests are batched (left padding); sampled ones run one prompt at a time with
         their own seed, so a reply never depends on which other prompts shared its batch."""
         out: list[list[str] | Failure] = [Failure("not computed")] * len(requests)
-        greedy = [i for i, r in enumerate(requests) if r.temperature == 0]
+        for i, r in enumerate(requests):
+            if r.temperature == 0 and self._schema_letters(r.json_schema):
+                out[i] = [self._constrained_json(r)] * r.n
+        greedy = [i for i, r in enumerate(requests) if r.temperature == 0 and not self._schema_letters(r.json_schema)]
         greedy.sort(key=lambda i: len(self.encode(requests[i].prompt)))
         for start in range(0, len(greedy), self.batch_size):
             batch = greedy[start:start + self.batch_size]
@@ -240,8 +243,80 @@ class HFBackend(Backend):
         for i, r in enumerate(requests):
             if r.temperature > 0:
                 torch.manual_seed(r.seed)
-                out[i] = self._generate([r] * r.n, sample=True)
+                out[i] = self._sample(r)
         return out
+
+    def _schema_letters(self, schema: dict | None) -> list[str] | None:
+        """The letters of a verbalized-distribution schema ({letter: number}, all required), else None."""
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return None
+        required = schema.get("required") or []
+        props = schema.get("properties") or {}
+        if not required or set(required) != set(props) or not all(
+                isinstance(k, str) and len(k) == 1 and props[k].get("type") == "number" for k in required):
+            return None
+        if self._digit_ids() is None:
+            return None
+        return list(required)
+
+    def _digit_ids(self) -> dict[str, int] | None:
+        """Token ids of "0".."9" and "." when each is one token (else constrained decoding is off)."""
+        if not hasattr(self, "_digits"):
+            ids = {c: self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in "0123456789."}
+            self._digits = {c: t[0] for c, t in ids.items()} if all(len(t) == 1 for t in ids.values()) else None
+        return self._digits
+
+    @torch.inference_mode()
+    def _constrained_json(self, request: GenerationRequest) -> str:
+        """A reply that matches the verbalized schema by construction, as a server's JSON-schema
+        `response_format` gives: the structure (`{"A": `, `, "B": `, `}`) is forced, and each
+        number d.dd is chosen greedily by the model among the digit tokens (first digit 0 or 1;
+        1 is followed by .00). Small models that ignore "reply with JSON" still state a
+        distribution this way; the reply is parsed and recorded like any other."""
+        letters = self._schema_letters(request.json_schema) or []
+        digit = self._digit_ids() or {}
+        ids = self.encode(request.prompt)
+        out = self.model.model(input_ids=torch.tensor([ids]), use_cache=True)
+        state = {"past": out.past_key_values, "hidden": out.last_hidden_state[:, -1]}
+        self.tokens_processed += len(ids)
+
+        def feed(tokens: list[int]) -> None:
+            o = self.model.model(input_ids=torch.tensor([tokens]), past_key_values=state["past"], use_cache=True)
+            state["past"], state["hidden"] = o.past_key_values, o.last_hidden_state[:, -1]
+            self.tokens_processed += len(tokens)
+
+        def choose(options: str) -> str:
+            logits = self.model.lm_head(state["hidden"])[0]
+            return options[int(torch.argmax(logits[[digit[c] for c in options]]))]
+
+        text, pending = "", []
+        for j, letter in enumerate(letters):
+            forced = ("{" if j == 0 else ", ") + f'"{letter}": '
+            feed(pending + self.tokenizer(forced, add_special_tokens=False)["input_ids"])
+            first = choose("01")
+            if first == "1":
+                number, pending = "1.00", [digit["1"], digit["."], digit["0"], digit["0"]]
+            else:
+                feed([digit["0"], digit["."]])
+                tenth = choose("0123456789")
+                feed([digit[tenth]])
+                hundredth = choose("0123456789")
+                number, pending = f"0.{tenth}{hundredth}", [digit[hundredth]]
+            text += forced + number
+        return text + "}"
+
+    def _sample(self, request: GenerationRequest) -> list[str]:
+        """`n` sampled replies to one prompt; the prompt is run once and its KV cache repeated
+        over the n samples (not n copies of the prompt: few-shot prompts are long)."""
+        ids = self.encode(request.prompt)
+        past = self.model.model(input_ids=torch.tensor([ids[:-1]]), use_cache=True).past_key_values
+        past.batch_repeat_interleave(request.n)
+        x = torch.tensor([ids] * request.n)
+        generated = self.model.generate(
+            input_ids=x, attention_mask=torch.ones_like(x), past_key_values=past, max_new_tokens=request.max_tokens,
+            do_sample=True, temperature=request.temperature, top_k=0, top_p=1.0, pad_token_id=self.pad_id)
+        self.tokens_processed += len(ids) + request.n * (generated.shape[1] - len(ids))
+        return [self.tokenizer.decode(g[len(ids):], skip_special_tokens=True) for g in generated]
 
     def _generate(self, reqs: list[GenerationRequest], sample: bool) -> list[str]:
         encoded = [self.encode(r.prompt) for r in reqs]

@@ -17,10 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from opinionbench.models.base import Backend, Failure, GenerationRequest, ModelError, NextToken, Prompt
 
 
+# How a JSON schema is asked for: OpenAI / vLLM / `transformers serve` take `json_schema`;
+# llama.cpp's Python server takes `json_object` with a `schema`; "none" sends no constraint.
+RESPONSE_FORMATS = ("json_schema", "json_object", "none")
+
+
 class OpenAIBackend(Backend):
     def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None, revision: str | None = None,
                  concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 2, top_logprobs: int = 20,
-                 use_response_format: bool = True) -> None:
+                 response_format: str = "json_schema") -> None:
         import openai
 
         key = os.environ.get(api_key_env, "") if api_key_env else ""
@@ -31,7 +36,9 @@ class OpenAIBackend(Backend):
         self.model_id = model
         self.revision = revision or "endpoint"
         self.top_logprobs = top_logprobs
-        self.use_response_format = use_response_format
+        if response_format not in RESPONSE_FORMATS:
+            raise ModelError(f"{model}: response_format {response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}")
+        self.response_format = response_format
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
 
     def close(self) -> None:
@@ -78,9 +85,11 @@ class OpenAIBackend(Backend):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str] | Failure]:
         def one(request: GenerationRequest) -> list[str]:
             extra = {}
-            if request.json_schema is not None and self.use_response_format:
+            if request.json_schema is not None and self.response_format == "json_schema":
                 extra["response_format"] = {"type": "json_schema",
                                             "json_schema": {"name": "distribution", "schema": request.json_schema}}
+            elif request.json_schema is not None and self.response_format == "json_object":
+                extra["response_format"] = {"type": "json_object", "schema": request.json_schema}
             texts = []
             for i in range(request.n):  # one call per sample: not every server implements `n`
                 reply = self.client.chat.completions.create(

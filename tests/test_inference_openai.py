@@ -1,0 +1,155 @@
+"""The `openai` backend against a real OpenAI-compatible server (llama.cpp serving the embedded
+SmolLM2 GGUF on 127.0.0.1, the `llama_server` fixture of conftest.py), and against endpoints
+that answer 500 or garbage: failures are recorded rows, what was computed before is kept,
+and the API key (from the environment) never reaches a log or an output file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opinionbench.elicit.base import MethodSettings
+from opinionbench.inference.predictions import check_alignment, read_predictions
+from opinionbench.inference.runner import InferenceRun, sample_questions, steering_cells
+from opinionbench.steering import SteeringData
+from opinionbench.survey.build import build_waves
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SECRET = "sk-inference-test-SECRET-42"
+KEY_ENV = "OB_INFERENCE_TEST_KEY"
+
+
+@pytest.fixture(scope="module")
+def sample(sample_sav):
+    built = build_waves([sample_sav], workers=1)
+    return built.questions, built.distributions
+
+
+def _backend(url: str, **kw):
+    from opinionbench.models.openai_backend import OpenAIBackend
+
+    # llama.cpp's server takes the verbalized schema as response_format json_object + schema
+    return OpenAIBackend("smollm2", base_url=url, api_key_env=KEY_ENV, concurrency=2, timeout_s=60,
+                         response_format="json_object", **({"max_retries": 1} | kw))
+
+
+def _run(backend, method, steering, sample, qkeys, root: Path, settings: MethodSettings):
+    questions, distributions = sample
+    run = InferenceRun(backend, method, steering, questions, SteeringData(questions, distributions, k_shots=2),
+                       settings, dataset="sample", out_path=root / "predictions" / f"{method}-{steering}.parquet",
+                       parts_dir=root / "parts" / method / steering, chunk_size=1)
+    summary = run.run(steering_cells(distributions, qkeys, steering, {"POLPARTY": ["Democrat"]}), progress=False)
+    return summary, read_predictions(summary.path)
+
+
+def _no_secret(caplog, capsys, root: Path) -> None:
+    assert SECRET not in caplog.text
+    out = capsys.readouterr()
+    assert SECRET not in out.out and SECRET not in out.err
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_real_server_logprobs_and_generation_methods(llama_server, sample, tmp_path, monkeypatch, caplog, capsys):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    caplog.set_level(logging.DEBUG)
+    for name in ("openai", "httpx", "httpcore", "opinionbench"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    questions, _ = sample
+    qkeys = sample_questions(questions, 2, seed=0)
+    backend = _backend(llama_server)
+    try:
+        summary, logprobs = _run(backend, "logprobs", "persona", sample, qkeys, tmp_path, MethodSettings(option_orders=2))
+        _, verbalized = _run(backend, "verbalized", "none", sample, qkeys, tmp_path,
+                             MethodSettings(option_orders=1, max_tokens=60))
+        _, sequence = _run(backend, "sequence", "none", sample, qkeys, tmp_path,
+                           MethodSettings(option_orders=1, sequence_n=3))
+    finally:
+        backend.close()
+    assert summary.computed == 2 and not logprobs["failed"].any(), logprobs["error"].tolist()
+    for frame in (logprobs, verbalized, sequence):
+        check_alignment(frame, questions)
+        assert (frame["model_id"] == "smollm2").all() and (frame["model_revision"] == "endpoint").all()
+    # top_logprobs: the letters were read from the top-k (fill rule where one is missing)
+    assert logprobs["out_of_option_mass"].map(lambda m: 0.0 <= m < 1.0).all()
+    assert all(math.isclose(p.sum(), 1.0, abs_tol=1e-9) for p in logprobs["probs"])
+    # the server enforces the JSON schema (response_format): every reply is a distribution
+    assert not verbalized["failed"].any(), verbalized["raw_reply"].tolist()
+    for row in verbalized.itertuples(index=False):
+        reply = json.loads(row.raw_reply)
+        letters = sorted(reply)
+        assert len(letters) == len(row.probs)
+        np.testing.assert_allclose(row.probs, np.array([reply[k] for k in letters]) / sum(reply.values()), atol=1e-9)
+    assert (~sequence["failed"]).sum() >= 1 and sequence["raw_reply"].notna().all()
+    _no_secret(caplog, capsys, tmp_path)
+
+
+class _BadEndpoint:
+    """Answers every POST with `status` and `body` (HTTP 500, or 200 with a body that is not JSON)."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests += 1
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("status,body,needle", [
+    (500, b'{"error": {"message": "internal error"}}', "HTTP 500"),
+    (200, b"<html>certainly not JSON</html>", "unusable reply"),
+    (200, b'{"id": "x", "choices": []}', "unusable reply"),
+])
+def test_an_endpoint_answering_500_or_garbage_is_a_recorded_failure_and_nothing_computed_is_lost(
+        llama_server, sample, tmp_path, monkeypatch, status, body, needle):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    questions, _ = sample
+    three = sample_questions(questions, 3, seed=2)
+    settings = MethodSettings(option_orders=1)
+    good = _backend(llama_server)
+    try:
+        first, before = _run(good, "logprobs", "none", sample, three[:2], tmp_path, settings)
+    finally:
+        good.close()
+    assert first.computed == 2 and not before["failed"].any()
+    bad_endpoint = _BadEndpoint(status, body)
+    bad = _backend(bad_endpoint.url, max_retries=0)
+    try:
+        second, after = _run(bad, "logprobs", "none", sample, three, tmp_path, settings)
+    finally:
+        bad.close()
+        bad_endpoint.close()
+    assert (second.computed, second.reused, second.failed) == (1, 2, 1) and bad_endpoint.requests == 1
+    by_q = after.set_index("qkey")
+    error = by_q.loc[three[2], "error"]
+    assert by_q.loc[three[2], "failed"] and needle in error and bad_endpoint.url in error and "\n" not in error
+    for q in three[:2]:  # the rows computed with the good endpoint are all still there
+        np.testing.assert_array_equal(by_q.loc[q, "probs"], before.set_index("qkey").loc[q, "probs"])
+    assert SECRET not in error
