@@ -110,6 +110,11 @@ class HFBackend(Backend):
         except (OSError, ValueError) as exc:
             raise ModelError(f"{model}: cannot load with transformers ({str(exc).splitlines()[0]})") from None
         self.model.eval()
+        # The transformer body (hidden states) and the LM head, found through transformers' own
+        # accessors rather than a `.model`/`.lm_head` attribute that only Llama-like classes have:
+        # the fast path runs the body, then the head at the positions it needs.
+        self.body = self.model.base_model
+        self.head = self.model.get_output_embeddings()
         if self.revision == "main" and getattr(self.model.config, "_commit_hash", None):
             self.revision = str(self.model.config._commit_hash)
         self.batch_size = batch_size
@@ -185,7 +190,7 @@ class HFBackend(Backend):
     def _prefix_cache(self, prefix: list[int]):
         ids = torch.tensor([prefix], dtype=torch.long)
         self.tokens_processed += len(prefix)
-        return self.model.model(input_ids=ids, use_cache=True).past_key_values
+        return self.body(input_ids=ids, use_cache=True).past_key_values
 
     def _last_logprobs(self, suffixes: list[list[int]], prefix_len: int, cache) -> torch.Tensor:
         width = max(len(s) for s in suffixes)
@@ -202,10 +207,10 @@ class HFBackend(Backend):
             past.batch_repeat_interleave(len(suffixes))
             kwargs["past_key_values"] = past
         positions = torch.arange(prefix_len, prefix_len + width).unsqueeze(0).expand(len(suffixes), -1)
-        hidden = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=cache is not None,
+        hidden = self.body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=cache is not None,
                                   **kwargs).last_hidden_state
         last = torch.tensor([len(s) - 1 for s in suffixes])
-        logits = self.model.lm_head(hidden[torch.arange(len(suffixes)), last])
+        logits = self.head(hidden[torch.arange(len(suffixes)), last])
         return torch.log_softmax(logits.float(), dim=-1)
 
     # -- the plain reference: one full forward per option, as the seeds' scripts do ---------
@@ -276,17 +281,17 @@ class HFBackend(Backend):
         letters = self._schema_letters(request.json_schema) or []
         digit = self._digit_ids() or {}
         ids = self.encode(request.prompt)
-        out = self.model.model(input_ids=torch.tensor([ids]), use_cache=True)
+        out = self.body(input_ids=torch.tensor([ids]), use_cache=True)
         state = {"past": out.past_key_values, "hidden": out.last_hidden_state[:, -1]}
         self.tokens_processed += len(ids)
 
         def feed(tokens: list[int]) -> None:
-            o = self.model.model(input_ids=torch.tensor([tokens]), past_key_values=state["past"], use_cache=True)
+            o = self.body(input_ids=torch.tensor([tokens]), past_key_values=state["past"], use_cache=True)
             state["past"], state["hidden"] = o.past_key_values, o.last_hidden_state[:, -1]
             self.tokens_processed += len(tokens)
 
         def choose(options: str) -> str:
-            logits = self.model.lm_head(state["hidden"])[0]
+            logits = self.head(state["hidden"])[0]
             return options[int(torch.argmax(logits[[digit[c] for c in options]]))]
 
         text, pending = "", []
@@ -309,7 +314,7 @@ class HFBackend(Backend):
         """`n` sampled replies to one prompt; the prompt is run once and its KV cache repeated
         over the n samples (not n copies of the prompt: few-shot prompts are long)."""
         ids = self.encode(request.prompt)
-        past = self.model.model(input_ids=torch.tensor([ids[:-1]]), use_cache=True).past_key_values
+        past = self.body(input_ids=torch.tensor([ids[:-1]]), use_cache=True).past_key_values
         past.batch_repeat_interleave(request.n)
         x = torch.tensor([ids] * request.n)
         generated = self.model.generate(
