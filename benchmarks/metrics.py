@@ -16,11 +16,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 from scipy.stats import wasserstein_distance
 
 from opinionbench import metrics
+
+T = TypeVar("T")
 
 RELEASE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "distributional_alignment"
 
@@ -38,6 +41,17 @@ def rows(n: int) -> tuple[list[np.ndarray], list[np.ndarray], str]:
     rng = np.random.default_rng(0)
     ks = rng.integers(2, 8, n)
     return [rng.dirichlet(np.ones(k)) for k in ks], [np.arange(1, k + 1, dtype=float) for k in ks], "synthetic"
+
+
+def best_of(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
+    """Fastest of `repeat` runs and its result: the minimum is the least disturbed by other jobs
+    on a shared machine."""
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
 
 
 def main() -> int:
@@ -62,14 +76,7 @@ def main() -> int:
             rep = [1 - wasserstein_distance(o, o, a, b) / (o.max() - o.min()) for a, b, o in zip(p, q, x)]
         return np.array(tv), np.array(rep)
 
-    best = {}
-    for name, fn in (("vectorised", vectorised), ("loop", loop)):
-        times = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            result = fn()
-            times.append(time.perf_counter() - t0)
-        best[name] = (min(times), result)
+    best = {name: best_of(fn, args.repeat) for name, fn in (("vectorised", vectorised), ("loop", loop))}
     (tv_v, rep_v), (tv_l, rep_l) = best["vectorised"][1], best["loop"][1]
     assert np.allclose(tv_v, tv_l) and np.allclose(rep_v, rep_l, equal_nan=True), "vectorised and loop disagree"
     print(f"rows={len(p)} source={source} mean_rep={np.nanmean(rep_v):.4f} undefined_rep={int(np.isnan(rep_v).sum())} mean_tv={tv_v.mean():.4f}")
@@ -88,14 +95,7 @@ def main() -> int:
         low, high = np.percentile(means, [2.5, 97.5])
         return float(low), float(high)
 
-    timing = {}
-    for name, fn in (("vectorised", boot_vectorised), ("loop", boot_loop)):
-        times = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            interval = fn()
-            times.append(time.perf_counter() - t0)
-        timing[name] = (min(times), interval)
+    timing = {name: best_of(fn, args.repeat) for name, fn in (("vectorised", boot_vectorised), ("loop", boot_loop))}
     assert np.allclose(timing["vectorised"][1], timing["loop"][1]), "bootstrap intervals disagree"
     lo, hi = timing["vectorised"][1]
     print(f"bootstrap: questions={per_question.size} resamples={args.boot} ci=[{lo:.4f}, {hi:.4f}]")
