@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {len(frame)} cells ({int(frame['failed'].sum())} failed) -> {path}")
         return 0
     if not args.model or not args.method:
-        raise ConfigError("infer: give --model NAME and --method METHOD, or --baselines")
+        raise ConfigError("infer: give --model NAME and --method METHOD, or --baseline NAME (or --baselines)")
     (models,) = load_params("models", path=args.params)
     assert isinstance(models, ModelsParams)
     return _run_model(args, infer, models.entry(args.model), questions, distributions, qkeys)
