@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, ValidationInfo
@@ -320,6 +320,19 @@ def load_section(name: str, path: Path = DEFAULT_PARAMS) -> Section:
         return SECTIONS[name].model_validate(value, context={"params_dir": Path(path).parent})
     except ValidationError as exc:
         raise ConfigError(_format_error(path, name, exc)) from None
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def load(section: type[S], path: Path = DEFAULT_PARAMS) -> S:
+    """The validated params.yaml section modelled by `section` (typed: no isinstance checks needed)."""
+    names = [name for name, model in SECTIONS.items() if model is section]
+    if not names:
+        raise ConfigError(f"{section.__name__} is not a params.yaml section model")
+    value = load_section(names[0], path)
+    assert isinstance(value, section)
+    return value
 
 
 def load_params(*names: str, path: Path = DEFAULT_PARAMS) -> tuple[Section, ...]:

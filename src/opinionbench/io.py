@@ -1,14 +1,24 @@
-"""Atomic writes: a killed stage never leaves a half-written output that looks complete."""
+"""Atomic writes and one-line reads: a killed stage never leaves a half-written output that
+looks complete, and an unreadable input file is one line naming the file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
+
+from opinionbench.errors import OpinionBenchError
+
+
+class InputFileError(OpinionBenchError):
+    """A JSON/YAML input file is missing or not parseable."""
 
 
 def atomic_path(path: Path):
@@ -20,28 +30,48 @@ def atomic_path(path: Path):
     return Path(tmp)
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Run `write(tmp)` on a temp file beside `path`, then rename it over `path`."""
     tmp = atomic_path(path)
     try:
-        frame.to_parquet(tmp, index=False)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def write_json(obj: Any, path: Path) -> None:
-    tmp = atomic_path(path)
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"))
 
 
 def write_text(text: str, path: Path) -> None:
-    tmp = atomic_path(path)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def read_structured(path: Path, *, kind: str = "auto", error: type[OpinionBenchError] = InputFileError) -> Any:
+    """Parse a JSON or YAML file (by suffix unless `kind` says); a failure raises `error` in one line."""
+    path = Path(path)
+    kind = kind if kind != "auto" else ("json" if path.suffix == ".json" else "yaml")
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        text = path.read_text()
+    except FileNotFoundError:
+        raise error(f"{path}: not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return json.loads(text) if kind == "json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid {kind.upper()} ({str(exc).splitlines()[0]})") from None
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (model weights, PDFs)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
