@@ -37,7 +37,7 @@ import torch
 
 from opinionbench.elicit import logprobs
 from opinionbench.elicit.base import Item, MethodSettings
-from opinionbench.steering import SteeringData, steer
+from opinionbench.steering.base import SteeringData, steer
 
 REPO = Path(__file__).resolve().parents[1]
 ATP = REPO / ".." / "shared" / "data" / "atp"

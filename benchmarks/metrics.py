@@ -1,7 +1,7 @@
 """Vectorised metrics vs the per-row scipy loop they replace, side by side in one run.
 
 Scores every (question, group) cell of a dataset against a model-like perturbation of itself:
-once with `opinionbench.metrics` (one padded matrix), once row by row with
+once with `opinionbench.scoring.metrics` (one padded matrix), once row by row with
 `scipy.stats.wasserstein_distance(ordinal, ordinal, p, q)` and a Python TV. Checks the two
 agree, then prints `loop_over_vectorised` (how many times faster the vectorised path is).
 Then the bootstrap of a leaderboard interval: `metrics.bootstrap_ci` (all resamples as one
@@ -21,7 +21,7 @@ from typing import Callable, TypeVar
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-from opinionbench import metrics
+from opinionbench.scoring import metrics
 
 T = TypeVar("T")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opinionbench import calibrate as c
-from opinionbench.metrics import pad_rows
+from opinionbench.scoring import calibrate as c
+from opinionbench.scoring.metrics import pad_rows
 
 
 def _synthetic(n: int, k: int, true_t: float, seed: int):

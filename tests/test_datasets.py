@@ -111,16 +111,16 @@ def test_broken_file_is_named(release):
 def test_import_stage_null_imports_nothing_and_isolates_bad_datasets(release, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("params.yaml").write_text("datasets:\n  distributional_alignment: null\n")
-    assert main(["import"]) == 0
+    assert main(["import-datasets"]) == 0
     assert sorted(p.name for p in Path("data/datasets").iterdir()) == ["import_report.json"]
     (release / "nytimes/data.json").write_text("[]")
     Path("params.yaml").write_text(f"datasets:\n  distributional_alignment: {release}\n  include: [nytimes, global_values]\n")
-    assert main(["import"]) == 0
+    assert main(["import-datasets"]) == 0
     report = json.loads(Path("data/datasets/import_report.json").read_text())
     assert list(report["imported"]) == ["global_values"] and "nytimes" in report["failed"]
     assert "dataset not imported: nytimes" in capsys.readouterr().out
     Path("params.yaml").write_text("datasets:\n  distributional_alignment: /nowhere\n")
-    assert main(["import"]) == 2
+    assert main(["import-datasets"]) == 2
     assert "datasets.distributional_alignment" in capsys.readouterr().err
 
 
@@ -144,10 +144,11 @@ def test_real_release_imports(shared_dir):
 
 @pytest.mark.integration
 def test_real_release_through_import_and_evaluate(shared_dir, tmp_path, monkeypatch):
-    """The real release → `opinionbench import` → baseline predictions → `opinionbench evaluate`:
+    """The real release → `opinionbench import-datasets` → baseline predictions → `opinionbench evaluate`:
     leaderboards carry the human annotators' rows (the release's own TVs) beside the baselines."""
     from opinionbench.inference.predictions import prediction_path, write_predictions
-    from opinionbench.models.baselines import baseline_predictions, cells_to_predict
+    from opinionbench.inference.baselines import baseline_predictions
+    from opinionbench.inference.cells import cells_to_predict
     from opinionbench.tables import read_dataset
 
     root = shared_dir / "data" / "distributional_alignment"
@@ -157,7 +158,7 @@ def test_real_release_through_import_and_evaluate(shared_dir, tmp_path, monkeypa
     Path("params.yaml").write_text(
         f"datasets:\n  distributional_alignment: {root}\n  include: [opinionqa_100, nytimes]\n"
         "evaluate:\n  bootstrap: 50\ntracking:\n  enabled: false\n")
-    assert main(["import"]) == 0
+    assert main(["import-datasets"]) == 0
     for name in ("opinionqa_100", "nytimes"):
         questions, distributions = read_dataset(Path("data/datasets") / name)
         cells = cells_to_predict(distributions, list(questions["qkey"]), None)

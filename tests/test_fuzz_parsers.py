@@ -63,8 +63,8 @@ def test_verbalized_parser_letter_pairs(pairs, n):
 
 # --- OCR segmentation ---------------------------------------------------------------------
 
-segment_mod = pytest.importorskip("opinionbench.questionnaire.segment", reason="questionnaire.segment (issue 3) not present")
-ocr_mod = pytest.importorskip("opinionbench.questionnaire.ocr", reason="questionnaire.ocr (issue 3) not present")
+segment_mod = pytest.importorskip("opinionbench.questionnaire.segment", reason="questionnaire.segment not present")
+ocr_mod = pytest.importorskip("opinionbench.questionnaire.ocr", reason="questionnaire.ocr not present")
 
 words_token = st.one_of(
     st.text(alphabet=string.ascii_letters + string.digits + ".,?%<>-()'|~", min_size=1, max_size=12),

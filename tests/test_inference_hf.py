@@ -24,10 +24,11 @@ from opinionbench.elicit.base import MethodSettings
 from opinionbench.elicit.logprobs import candidates, letter_probabilities
 from opinionbench.elicit.verbalized import ReplyError, parse_distribution
 from opinionbench.inference.predictions import check_alignment, read_predictions
-from opinionbench.inference.runner import InferenceRun, sample_questions, steering_cells
+from opinionbench.inference.cells import cells_to_predict, sample_questions
+from opinionbench.inference.runner import InferenceRun
 from opinionbench.io import write_parquet
 from opinionbench.models.base import ModelError
-from opinionbench.steering import SteeringData
+from opinionbench.steering.base import SteeringData
 from opinionbench.steering.templates import templates_hash
 from opinionbench.survey.build import build_waves
 
@@ -66,7 +67,7 @@ def _run(backend, method, steering, sample, qkeys, tmp_path, settings, groups=GR
     run = InferenceRun(backend, method, steering, questions, data, settings, dataset="sample",
                        out_path=tmp_path / "predictions" / f"{method}-{steering}.parquet",
                        parts_dir=tmp_path / "parts" / method / steering, chunk_size=chunk_size)
-    summary = run.run(steering_cells(distributions, qkeys, steering, groups), progress=False)
+    summary = run.run(cells_to_predict(distributions, qkeys, groups, steering=steering), progress=False)
     return run, summary, read_predictions(summary.path)
 
 
@@ -81,8 +82,7 @@ SETTINGS = {
 def test_every_method_and_steering_gives_valid_traceable_predictions(smollm2, sample, two_qkeys, method, tmp_path):
     questions, _ = sample
     n_options = dict(zip(questions["qkey"], questions["options"].map(len)))
-    module = methods()[method]
-    method_templates = list(module.TEMPLATES.values()) if hasattr(module, "TEMPLATES") else [module.TEMPLATE]
+    method_templates = methods.get(method).templates
     for steering in ("none", "persona", "few-shot"):
         run, summary, preds = _run(smollm2, method, steering, sample, two_qkeys, tmp_path, SETTINGS[method])
         assert summary.cells == len(preds) == 2 and summary.computed == 2 and summary.reused == 0
@@ -123,7 +123,7 @@ def _logprob_prompts(sample, qkeys):
     """Persona prompts of two questions (one shared system prompt) and few-shot prompts of one
     question in two option orders (a long shared prefix): the KV-reuse paths of the fast path."""
     from opinionbench.elicit import logprobs
-    from opinionbench.steering import steer
+    from opinionbench.steering.base import steer
 
     questions, distributions = sample
     data = SteeringData(questions, distributions, k_shots=2)

@@ -18,8 +18,9 @@ import pytest
 
 from opinionbench.elicit.base import MethodSettings
 from opinionbench.inference.predictions import check_alignment, read_predictions
-from opinionbench.inference.runner import InferenceRun, sample_questions, steering_cells
-from opinionbench.steering import SteeringData
+from opinionbench.inference.cells import cells_to_predict, sample_questions
+from opinionbench.inference.runner import InferenceRun
+from opinionbench.steering.base import SteeringData
 from opinionbench.survey.build import build_waves
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -47,7 +48,7 @@ def _run(backend, method, steering, sample, qkeys, root: Path, settings: MethodS
     run = InferenceRun(backend, method, steering, questions, SteeringData(questions, distributions, k_shots=2),
                        settings, dataset="sample", out_path=root / "predictions" / f"{method}-{steering}.parquet",
                        parts_dir=root / "parts" / method / steering, chunk_size=1)
-    summary = run.run(steering_cells(distributions, qkeys, steering, {"POLPARTY": ["Democrat"]}), progress=False)
+    summary = run.run(cells_to_predict(distributions, qkeys, {"POLPARTY": ["Democrat"]}, steering=steering), progress=False)
     return summary, read_predictions(summary.path)
 
 

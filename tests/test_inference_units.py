@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from opinionbench.elicit.logprobs import candidates, letter_probabilities
-from opinionbench.elicit.options import QuestionError, check_options, cyclic_orders, to_original
 from opinionbench.elicit.sequence import first_letter, letter_sequence
 from opinionbench.elicit.verbalized import ReplyError, parse_distribution
 from opinionbench.models.base import NextToken
+from opinionbench.prompting import QuestionError, check_options, cyclic_orders, to_original
 
 
 def _nt(probs: dict[str, float], exhaustive: bool) -> NextToken:
@@ -139,3 +139,27 @@ def test_first_letter(reply, letter):
 
 def test_letter_sequence_marks_tokens_that_are_not_letters():
     assert letter_sequence("A B, C (A) x D.", 3) == ["A", "B", "C", "A", None, None]
+
+
+# --- cells: one rule for model runs and baselines ---------------------------------------------------
+
+def test_cells_public_first_then_groups_and_only_where_the_dataset_has_truth():
+    import pandas as pd
+
+    from opinionbench.inference.cells import cells_to_predict
+
+    rows = [("Q1", "Overall", "Overall"), ("Q1", "POLPARTY", "Republican"), ("Q1", "POLPARTY", "Democrat"),
+            ("Q1", "AGE", "18-29"), ("Q2", "POLPARTY", "Democrat")]  # Q2: no Overall (per-country data)
+    dist = pd.DataFrame(rows, columns=["qkey", "attribute", "group"])
+    groups = {"POLPARTY": ["Republican", "Democrat"]}
+    assert cells_to_predict(dist, ["Q2", "Q1"], groups) == [  # baselines: public + groups, with truth only
+        ("Q2", "POLPARTY", "Democrat"), ("Q1", "Overall", "Overall"),
+        ("Q1", "POLPARTY", "Republican"), ("Q1", "POLPARTY", "Democrat")]  # groups in params order
+    assert cells_to_predict(dist, ["Q1", "Q2"], None) == [  # every group: attributes, then groups, sorted
+        ("Q1", "Overall", "Overall"), ("Q1", "AGE", "18-29"), ("Q1", "POLPARTY", "Democrat"),
+        ("Q1", "POLPARTY", "Republican"), ("Q2", "POLPARTY", "Democrat")]
+    # the unsteered model is asked every question, even where the dataset has no Overall
+    assert cells_to_predict(dist, ["Q1", "Q2"], groups, steering="none") == [
+        ("Q1", "Overall", "Overall"), ("Q2", "Overall", "Overall")]
+    assert cells_to_predict(dist, ["Q1", "Q2"], groups, steering="persona") == [
+        ("Q1", "POLPARTY", "Republican"), ("Q1", "POLPARTY", "Democrat"), ("Q2", "POLPARTY", "Democrat")]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import wasserstein_distance
 
-from opinionbench import metrics as m
+from opinionbench.scoring import metrics as m
 
 ORD5 = [1.0, 2.0, 3.0, 4.0, 5.0]
 

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from opinionbench.config import CorrectionParams
 from opinionbench.errors import ConfigError
 from opinionbench.questionnaire import read_questionnaire
-from opinionbench.questionnaire.correct import BACKENDS, Correction, Hint, make_backend
+from opinionbench.questionnaire.correct import Correction, Hint, corrections, make_backend
 from opinionbench.questionnaire.correct.codebook import align_text
 from opinionbench.questionnaire.drift import check_drift
 from opinionbench.questionnaire.pipeline import correct_blocks
@@ -60,9 +61,31 @@ def test_none_backend_keeps_raw_ocr(corrected):
 
 
 def test_unknown_backend_is_a_config_error():
-    with pytest.raises(ConfigError, match="questionnaire.correction.backend: unknown backend 'gpt9'"):
+    with pytest.raises(ConfigError, match="questionnaire.correction.backend: unknown correction backend 'gpt9'"):
         make_backend("gpt9")
-    assert {"none", "codebook", "openai"} <= set(BACKENDS)
+    assert {"none", "codebook", "openai"} <= set(corrections.names())
+    with pytest.raises(ValidationError, match="unknown correction backend 'gpt9'"):
+        CorrectionParams(backend="gpt9")
+
+
+def test_a_new_backend_is_one_decorated_class(monkeypatch):
+    monkeypatch.setattr(corrections, "_items", dict(corrections._items))  # the toy stays in this test
+
+    @corrections.register("toy")
+    class Toy:
+        name = "toy"
+
+        def __init__(self, params: CorrectionParams | None = None) -> None:
+            self.params = params
+
+        def correct(self, block: Block, hint: Hint | None) -> Correction:
+            return Correction(block.wording, list(block.options), self.name)
+
+    params = CorrectionParams(backend="toy")
+    backend = make_backend(params.backend, params)
+    assert isinstance(backend, Toy) and backend.params is params
+    frame = correct_blocks([_block()], wave_id="W1", backend=backend, params=params, progress=False)
+    assert frame.iloc[0]["backend"] == "toy" and frame.iloc[0]["status"] == "accepted"
 
 
 def _block(**kw) -> Block:

@@ -56,6 +56,14 @@ class Stub:
                     self.end_headers()
                     self.wfile.write(b'{"error": {"message": "slow down"}}')
                     return
+                if kind == "status":
+                    body = b'{"error": {"message": "scripted failure"}}'
+                    self.send_response(arg)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 payload = _completion(arg)
                 try:
                     self.send_response(200)
@@ -95,7 +103,7 @@ def _in_tmp(tmp_path, monkeypatch):
 
 
 def _params(url: str, tmp_path: Path, **kw) -> CorrectionParams:
-    return CorrectionParams(backend="openai", base_url=url, model="stub", timeout=2, max_retries=2, backoff=0.05,
+    return CorrectionParams(backend="openai", base_url=url, model="stub", timeout=2, max_retries=2,
                             cache_dir=tmp_path / "data" / "llm", **kw)
 
 
@@ -127,6 +135,28 @@ def test_429_retry_after_is_honoured(stub, tmp_path):
     result = make_backend("openai", _params(stub.url, tmp_path)).correct(_block(), HINT)
     assert time.monotonic() - start >= 0.95, "Retry-After: 1 must be waited out"
     assert len(stub.requests) == 2 and result.options == ["Often", "Never"]
+
+
+def test_server_errors_are_retried_then_recover(stub, tmp_path):
+    stub.script = [("status", 500), ("status", 503)]
+    result = make_backend("openai", _params(stub.url, tmp_path)).correct(_block(), HINT)
+    assert len(stub.requests) == 3 and result.options == ["Often", "Never"]
+
+
+def test_server_errors_beyond_retries_become_one_line_error(stub, tmp_path):
+    stub.script = [("status", 500)] * 3
+    with pytest.raises(CorrectionError) as info:
+        make_backend("openai", _params(stub.url, tmp_path)).correct(_block(), HINT)
+    message = str(info.value)
+    assert message.startswith(f"SOCNEWS (page 2): {stub.url}: InternalServerError after 3 attempts")
+    assert "\n" not in message and len(stub.requests) == 3
+
+
+def test_a_client_error_is_not_retried(stub, tmp_path):
+    stub.script = [("status", 400)]
+    with pytest.raises(CorrectionError, match=r"SOCNEWS \(page 2\): .*: HTTP 400"):
+        make_backend("openai", _params(stub.url, tmp_path)).correct(_block(), HINT)
+    assert len(stub.requests) == 1
 
 
 def test_timeout_becomes_one_line_error_after_retries(stub, tmp_path):

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from _evaluation_project import make_project
-from opinionbench import report
+from opinionbench.scoring import report
 from opinionbench.cli import main
+from opinionbench.scoring.leaderboard import leaderboard_frame
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -130,7 +131,7 @@ def test_markdown_cells_and_ordering():
         {"entry": "b", "kind": "model", "rep_groups": 0.7, "rep_groups_lo": 0.6, "rep_groups_hi": 0.8},
         {"entry": "a", "kind": "model", "rep_groups": 0.9, "rep_groups_lo": 0.85, "rep_groups_hi": 0.95},
     ]
-    frame = report.leaderboard_frame(rows)
+    frame = leaderboard_frame(rows)
     assert list(frame["entry"]) == ["a", "b", "ref"]  # models by score, references last
     md = report.leaderboard_markdown("d", frame, 0.95, [])
     assert "0.900 [0.850, 0.950]" in md and "| ref" in md
@@ -151,7 +152,7 @@ def test_scoring_stages_do_not_depend_on_model_params():
 
 
 def test_steerability_chooses_among_persona_formats():
-    from opinionbench.evaluation import steerability_formats
+    from opinionbench.scoring.evaluation import steerability_formats
 
     # OpinionQA: the best of the persona formats; few-shot keeps its own leaderboard rows.
     assert steerability_formats(["none", "few-shot", "persona-bio", "persona-qa"]) == ["persona-bio", "persona-qa"]

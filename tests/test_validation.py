@@ -246,7 +246,7 @@ def test_predictions_validation_reports_the_verbalized_failure_rate(built_sample
     params["validate"] |= {"predictions_dir": str(preds), "max_verbalized_failure_rate": 0.25}
     (root / "params_pred.yaml").write_text(yaml.safe_dump(params))
     capsys.readouterr()
-    assert main(["--params", str(root / "params_pred.yaml"), "validate", "--predictions"]) == 1
+    assert main(["--params", str(root / "params_pred.yaml"), "validate-predictions"]) == 1
     printed = capsys.readouterr().out
     summary = json.loads((Path(params["validate"]["out_dir"]) / "predictions" / "summary.json").read_text())
     failed = {(f["suite"], f["column"]) for f in summary["failed"]}

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, ValidationInfo
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel, ValidationError,
+                      ValidationInfo, field_validator)
 
 from opinionbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from opinionbench.models.base import BackendSettings
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -84,7 +88,7 @@ class BuildParams(Section):
 class CorrectionParams(Section):
     """Questionnaire OCR correction; the API key is read from the environment variable named here."""
 
-    backend: Literal["codebook", "openai", "none"] = "codebook"
+    backend: str = Field("codebook", description="a correction backend: codebook | openai | none, or one registered")
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint (openai backend)")
     model: str = "smollm2"
     api_key_env: str = Field("OPINIONBENCH_LLM_API_KEY", description="name of the env variable holding the key")
@@ -94,11 +98,18 @@ class CorrectionParams(Section):
         "json_schema", description="json_schema: OpenAI style; json_object: {type: json_object, schema} (llama-cpp-python)"
     )
     timeout: float = Field(60.0, gt=0, description="seconds per request")
-    max_retries: int = Field(3, ge=0, le=10)
-    backoff: float = Field(1.0, ge=0, description="first retry delay in seconds, doubled each retry")
+    max_retries: int = Field(3, ge=0, le=10, description="the OpenAI client's own retries (as inference)")
     drift_threshold: float = Field(0.15, gt=0, le=1, description="max normalised edit distance OCR -> corrected")
     hint_min_similarity: float = Field(0.6, ge=0, le=1, description="corrected wording vs codebook wording")
     cache_dir: DataPath = Path("data/cache/llm")
+
+    @field_validator("backend")
+    @classmethod
+    def registered_backend(cls, name: str) -> str:
+        """Checked against the registry, so a new backend module needs no edit here."""
+        from opinionbench.questionnaire.correct import corrections  # here: the questionnaire package imports config
+
+        return corrections.check(name)
 
 
 class QuestionnaireParams(Section):
@@ -113,12 +124,20 @@ class QuestionnaireParams(Section):
     correction: CorrectionParams = Field(default_factory=CorrectionParams)
 
 
+def _dataset_importer(name: str) -> str:
+    """A name of `opinionbench.datasets.importers` (imported here, when the section is validated, so
+    that importing config stays cheap)."""
+    from opinionbench.datasets import importers
+
+    return importers.check(name)
+
+
 class DatasetsParams(Section):
-    """Other benchmarks imported into the two tables (stage `import`); null = import nothing."""
+    """Other benchmarks imported into the two tables (stage `import-datasets`); null = import nothing."""
 
     distributional_alignment: Path | None = Field(
         None, description="the distributional-alignment release (e.g. ../shared/data/distributional_alignment)")
-    include: list[Literal["opinionqa_100", "opinionqa_500", "nytimes", "global_values"]] = Field(
+    include: list[Annotated[str, AfterValidator(_dataset_importer)]] = Field(
         default_factory=lambda: ["opinionqa_100", "opinionqa_500", "nytimes", "global_values"])
     out_dir: DataPath = Path("data/datasets")
 
@@ -171,53 +190,84 @@ class SequenceParams(Section):
     temperature: float = Field(1.0, gt=0, le=2)
 
 
-class ModelEntry(Section):
-    """One named model of params.yaml `models:`: its backend and that backend's settings."""
+def _backend(name: str) -> str:
+    """A name of `opinionbench.models.backends` (imported here, at validation, so importing config stays cheap)."""
+    from opinionbench.models import backends
 
-    backend: Literal["hf", "openai"]
-    model: str = Field(description="hf: hub id, local dir, .gguf or embedded:smollm2; openai: served model name")
-    revision: str | None = None
-    # hf
-    batch_size: int = Field(8, ge=1, le=512)
-    threads: int | None = Field(2, ge=1, description="torch CPU threads")
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    cache_dir: DataPath = Field(Path("data/models"), description="converted GGUF weights, reused by later runs")
-    # openai
-    base_url: str | None = None
-    api_key_env: str | None = Field(None, description="environment variable holding the API key (never the key)")
-    concurrency: int = Field(4, ge=1, le=256)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(2, ge=0, le=10)
-    top_logprobs: int = Field(20, ge=1, le=20)
-    response_format: Literal["json_schema", "json_object", "none"] = Field(
-        "json_schema", description="how the verbalized JSON schema is sent: json_schema (OpenAI, vLLM), "
-                                   "json_object (llama.cpp server), none")
-
-    def backend_settings(self) -> dict[str, Any]:
-        if self.backend == "hf":
-            return {"revision": self.revision, "batch_size": self.batch_size, "threads": self.threads,
-                    "dtype": self.dtype, "cache_dir": self.cache_dir}
-        if self.backend == "openai":
-            if not self.base_url:
-                raise ConfigError(f"models: {self.model}: backend openai needs base_url")
-            return {"base_url": self.base_url, "api_key_env": self.api_key_env, "revision": self.revision,
-                    "concurrency": self.concurrency, "timeout_s": self.timeout_s,
-                    "max_retries": self.max_retries, "top_logprobs": self.top_logprobs,
-                    "response_format": self.response_format}
-        raise ConfigError(f"models: {self.model}: unknown backend {self.backend!r}")
+    return backends.check(name)
 
 
-class ModelsParams(RootModel[dict[str, ModelEntry]]):
-    """`models:` maps a name (used in paths and leaderboards) to a ModelEntry."""
+class _BackendKey(BaseModel):
+    """The `backend` key of a `models:` entry alone: read first, it picks the class that validates the rest."""
 
-    def entry(self, name: str) -> ModelEntry:
+    model_config = ConfigDict(extra="allow")
+
+    backend: Annotated[str, AfterValidator(_backend)]
+
+
+def _model_entry(value: Any, info: ValidationInfo) -> BackendSettings:
+    """A `models:` entry validated by the settings class of the backend its `backend` key names.
+
+    Why: each backend owns its knobs (`HFSettings` in models/hf.py, `OpenAISettings` in
+    models/openai_backend.py), so a new backend or knob never touches this file. The backend
+    module is imported here, at validation, not when config is.
+    """
+    from opinionbench.models import backends
+
+    backend = _BackendKey.model_validate(value).backend
+    return backends.get(backend).Settings.model_validate(value, context=info.context)
+
+
+def _model_names(entries: Any) -> Any:
+    """DVC names a stage's params by dotted paths (`models.<name>`): a dot inside a name would split it."""
+    from pydantic_core import PydanticCustomError
+
+    for name, entry in entries.items() if isinstance(entries, dict) else ():
+        if "." in str(name):
+            raise ValidationError.from_exception_data("ModelsParams", [{
+                "type": PydanticCustomError(
+                    "model_name", "a model name may not contain '.' (DVC splits param paths on dots); use e.g. {fix}",
+                    {"fix": str(name).replace(".", "_")}),
+                "loc": (str(name),), "input": entry}])
+    return entries
+
+
+# `{backend: <registered name>, ...that backend's settings}`: see `_model_entry`.
+ModelEntry = Annotated[Any, AfterValidator(_model_entry)]
+
+
+class ModelsParams(RootModel[Annotated[dict[str, ModelEntry], BeforeValidator(_model_names)]]):
+    """`models:` maps a name (used in paths, leaderboards and DVC param paths) to a ModelEntry."""
+
+    def entry(self, name: str) -> BackendSettings:
         if name not in self.root:
             raise ConfigError(f"params.yaml: models.{name}: no such model (known: {', '.join(self.root)})")
         return self.root[name]
 
 
+def _method(name: str) -> str:
+    """A name of `opinionbench.elicit.methods` (imported here, at validation, so importing config stays cheap)."""
+    from opinionbench.elicit import methods
+
+    return methods.check(name)
+
+
+def _steering(name: str) -> str:
+    """A name of `opinionbench.steering.steerings` (imported here, at validation)."""
+    from opinionbench.steering import steerings
+
+    return steerings.check(name)
+
+
+def _baseline(name: str) -> str:
+    """A name of `opinionbench.inference.baselines_registry` (imported here, at validation)."""
+    from opinionbench.inference import baselines_registry
+
+    return baselines_registry.check(name)
+
+
 class InferParams(Section):
-    """Stage `infer@<model>-<method>`: which questions, groups, steerings and elicitation knobs."""
+    """Stages `infer@<model>-<method>` and `infer-baseline@<name>`: which questions, groups, steerings and knobs."""
 
     dataset: str = Field("opinionqa_xl", description="name used in prediction paths")
     dataset_dir: Path = Field(Path("data/build"), description="questions + distributions (data/build or data/datasets/<name>)")
@@ -225,11 +275,11 @@ class InferParams(Section):
     parts_dir: DataPath = Field(Path("data/cache/infer"), description="chunks written as produced: a killed run resumes")
     questions: QuestionSampleParams = Field(default_factory=QuestionSampleParams)
     run: list[str] = Field(default_factory=lambda: ["smollm2"], description="models: entries the DVC matrix runs")
-    baselines: list[Literal["uniform", "overall-prior", "similar-questions"]] = Field(
+    baselines: list[Annotated[str, AfterValidator(_baseline)]] = Field(
         default_factory=lambda: ["uniform", "overall-prior", "similar-questions"])
-    methods: list[Literal["logprobs", "verbalized", "sequence"]] = Field(
+    methods: list[Annotated[str, AfterValidator(_method)]] = Field(
         default_factory=lambda: ["logprobs", "verbalized", "sequence"])
-    steerings: list[Literal["none", "persona", "few-shot"]] = Field(
+    steerings: list[Annotated[str, AfterValidator(_steering)]] = Field(
         default_factory=lambda: ["none", "persona", "few-shot"])
     groups: dict[str, list[str]] = Field(default_factory=lambda: {"POLPARTY": ["Republican", "Democrat"]},
                                          description="attribute -> groups steered to (names as in distributions)")
@@ -246,7 +296,7 @@ class InferParams(Section):
 
 
 class ValidateParams(Section):
-    """Stage `validate`: the thresholds of the Great Expectations suites in `suites_dir`.
+    """Stages `validate` and `validate-predictions`: the thresholds of the Great Expectations suites in `suites_dir`.
 
     The suites refer to these by name (`{"$PARAMETER": "min_word_share"}`), so a threshold is
     tuned here and the reviewed suite files stay unchanged.
@@ -262,7 +312,7 @@ class ValidateParams(Section):
     probs_tolerance: float = Field(1e-6, gt=0, le=0.1, description="|sum(probs) - 1| allowed")
     min_n_eff: float = Field(30.0, ge=0, description="cells with a smaller Kish effective n are dropped and counted")
     topline_tolerance: float = Field(1.0, ge=0, description="points a printed topline may differ from the data")
-    predictions_dir: Path = Field(Path("data/predictions"), description="predictions checked by `validate --predictions`")
+    predictions_dir: Path = Field(Path("data/predictions"), description="predictions checked by `validate-predictions`")
     max_verbalized_failure_rate: float = Field(0.5, ge=0, le=1, description="unparsable verbalized replies allowed")
 
     def expectation_parameters(self) -> dict[str, float]:

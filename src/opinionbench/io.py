@@ -62,9 +62,11 @@ def read_structured(path: Path, *, kind: str = "auto", error: type[OpinionBenchE
         raise error(f"{path}: not found") from None
     except OSError as exc:
         raise error(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text") from None
     try:
         return json.loads(text) if kind == "json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise error(f"{path}: not valid {kind.upper()} ({str(exc).splitlines()[0]})") from None
 
 

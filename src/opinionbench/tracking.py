@@ -22,14 +22,19 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import yaml
 
 from opinionbench.config import TrackingParams
 from opinionbench.errors import OpinionBenchError
+from opinionbench.io import InputFileError, read_structured
+from opinionbench.scoring.evaluation import question_sample_digest
+
+if TYPE_CHECKING:
+    from opinionbench.scoring.leaderboard import DatasetEvaluation
 
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
@@ -48,8 +53,8 @@ def declared_secret_names(params_path: Path) -> list[str]:
     variables hold keys, so their values are redacted whatever the name looks like.
     """
     try:
-        raw = yaml.safe_load(Path(params_path).read_text())
-    except (OSError, yaml.YAMLError):
+        raw = read_structured(params_path, kind="yaml")
+    except InputFileError:
         return []
     names: set[str] = set()
 
@@ -104,8 +109,8 @@ def dvc_lock_hashes(used: list[Path], lock: Path = Path("dvc.lock")) -> dict[str
     if not lock.exists():
         return {}
     try:
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    except yaml.YAMLError:
+        stages = (read_structured(lock, kind="yaml") or {}).get("stages", {})
+    except InputFileError:
         return {}
     outs: dict[str, str] = {}
     for stage in stages.values():
@@ -247,3 +252,50 @@ class Tracker:
                     folder.mkdir(parents=True, exist_ok=True)
                     self.mlflow.log_artifact(str(_scrubbed_copy(Path(path), folder, self.secrets)),
                                              artifact_path=artifact_dir)
+
+
+# Leaderboard columns logged as MLflow metrics of each model run.
+RUN_METRICS = ("rep_overall", "rep_overall_lo", "rep_overall_hi", "tv_overall", "rep_groups", "rep_groups_lo",
+               "rep_groups_hi", "tv_groups", "tv_groups_lo", "tv_groups_hi", "rep_worst_group", "js_overall",
+               "js_groups", "js_skew", "failed_rate", "n_questions")
+
+
+def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation], artifacts: dict[str, list[Path]],
+                   temperatures: dict[tuple[str, str, str], float], params_path: Path) -> str:
+    """One execution of the evaluate stage in MLflow: per dataset a parent run holding its
+    leaderboards and figures (`artifacts[dataset]`), and a child run per predictions file named
+    by its leaderboard entry. Returns the line saying where the runs went."""
+    execution = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    tracker = Tracker(params, execution, declared_secret_names(params_path))
+    for item in evaluations:
+        dataset = item.dataset
+        by_label = {row["entry"]: row for row in item.board.to_dict("records")}
+        used_data = [item.directory / "questions.parquet", item.directory / "distributions.parquet"]
+        logged = item.truth.distributions[item.truth.distributions["qkey"].isin(item.asked)]
+        written = {path: path.parent.name for path in artifacts[dataset]}
+        with tracker.dataset(dataset, {"opinionbench.dataset": dataset,
+                                       "question_sample": question_sample_digest(item.asked)}):
+            for f, frame in item.frames.items():
+                row = by_label.get(f.label, {})
+                run_params = {
+                    "dataset": dataset, "model": f.model, "model_id": _unique(frame, "model_id"),
+                    "model_revision": _unique(frame, "model_revision"), "method": f.method, "steering": f.steering,
+                    "calibrated": f.calibrated, "template_hash": _unique(frame, "template_hash"),
+                    "calibration_temperature": temperatures.get((dataset, f.model, f.steering)) if f.calibrated else None,
+                    "question_sample": question_sample_digest(frame["qkey"]), "n_questions": frame["qkey"].nunique(),
+                    "predictions_file": str(f.path),
+                }
+                run_artifacts = dict(written)
+                if params.log_predictions:
+                    run_artifacts[f.path] = "predictions"
+                tracker.log_run(run_name=f.label, params=run_params, metrics={k: row.get(k) for k in RUN_METRICS},
+                                tags={"opinionbench.role": "model-run", "opinionbench.entry": f.label},
+                                artifacts=run_artifacts, data=logged, data_source=item.directory, data_name=dataset,
+                                used_files=[*used_data, f.path])
+            tracker.log_artifacts(written)  # on the parent run
+    return f"MLflow: {sum(len(i.frames) for i in evaluations)} runs logged to {tracker.uri} (execution {execution})"
+
+
+def _unique(frame: pd.DataFrame, column: str) -> str:
+    values = sorted({str(v) for v in frame[column].dropna()}) if column in frame else []
+    return ",".join(values) if values else "unknown"

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.reliability
 
 
 def test_not_pdf_encrypted_and_truncated_pdfs_are_one_line_each(tmp_path, sample_sav, tally):
-    pytest.importorskip("opinionbench.stages.ocr", reason="ocr stage (issue 3) missing")
+    pytest.importorskip("opinionbench.stages.ocr", reason="ocr stage missing")
     from pypdf import PdfReader, PdfWriter
 
     sample_pdf = sample_sav.parent / "W900_questionnaire.pdf"

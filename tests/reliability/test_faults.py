@@ -43,7 +43,7 @@ def _assert_no_secret(caplog, capsys, *paths: Path) -> None:
 # --- an OpenAI-compatible endpoint that misbehaves, then recovers ----------------------------
 
 def test_model_backend_survives_timeout_429_and_500_without_logging_the_key(monkeypatch, caplog, capsys, tally):
-    openai_backend = pytest.importorskip("opinionbench.models.openai_backend", reason="models.openai_backend (issue 4) missing")
+    from opinionbench.models import openai_backend
     from opinionbench.models.base import GenerationRequest, Prompt
 
     monkeypatch.setenv("OB_RELIABILITY_KEY", SECRET)
@@ -67,7 +67,7 @@ def test_model_backend_survives_timeout_429_and_500_without_logging_the_key(monk
 
 
 def test_model_backend_failure_is_a_row_and_the_other_prompts_go_on(tally):
-    openai_backend = pytest.importorskip("opinionbench.models.openai_backend", reason="models.openai_backend (issue 4) missing")
+    from opinionbench.models import openai_backend
     from opinionbench.models.base import Failure, GenerationRequest, Prompt
 
     tally.fault("model endpoint 500 beyond retries")
@@ -89,7 +89,7 @@ def _correction_params(url: str, cache: Path):
     # cache = <project>/data/cache/llm: validated as a params file in <project> would be (the path guard)
     return CorrectionParams.model_validate(
         {"backend": "openai", "base_url": url, "model": "stub", "api_key_env": "OB_RELIABILITY_KEY", "timeout": 1.0,
-         "max_retries": 3, "backoff": 0.05, "cache_dir": cache}, context={"params_dir": cache.parents[2]})
+         "max_retries": 3, "cache_dir": cache}, context={"params_dir": cache.parents[2]})
 
 
 def _block():
@@ -136,7 +136,8 @@ def test_correction_reply_that_is_not_json_or_not_the_schema_is_one_clear_error(
 
 @pytest.mark.parametrize("reply", ["Most people would say A.", '{"A": 0.5}', '{"A": "lots", "B": 0.2}', "[0.2, 0.3, 0.5]"])
 def test_verbalized_reply_that_is_not_the_schema_is_a_reply_error(reply, tally):
-    verbalized = pytest.importorskip("opinionbench.elicit.verbalized", reason="elicit.verbalized (issue 4) missing")
+    from opinionbench.elicit import verbalized
+
     tally.bad_input(f"verbalized reply {reply[:12]!r}")
     with pytest.raises(verbalized.ReplyError):
         verbalized.parse_distribution(reply, 2)
@@ -219,7 +220,6 @@ def test_sigkill_during_ocr_then_rerun_equals_an_uninterrupted_run(tmp_path, sam
 
 @pytest.mark.slow
 def test_sigkill_during_inference_then_rerun_equals_an_uninterrupted_run(tmp_path, sample_sav, tally):
-    pytest.importorskip("opinionbench.stages.infer", reason="infer stage (issue 4) missing")
     tally.fault("SIGKILL during inference")
 
     with StubEndpoint(delay=0.05, max_requests=400) as stub:
@@ -273,7 +273,6 @@ def test_endpoint_500s_during_inference_then_recovers_and_the_rerun_fills_the_ga
     """Failed rows are recorded (not lost, not fatal); after the endpoint recovers, a rerun with
     `infer.retry_failed` recomputes only them, and the result equals a run that never saw a fault.
     The API key travels in the Authorization header only: never in outputs, caches or the CLI's output."""
-    pytest.importorskip("opinionbench.stages.infer", reason="infer stage (issue 4) missing")
     tally.fault("endpoint 500s during inference, then recovers")
     import os
 
@@ -324,7 +323,6 @@ def test_endpoint_500s_during_inference_then_recovers_and_the_rerun_fills_the_ga
 
 @pytest.mark.slow
 def test_verbalized_replies_that_are_not_json_are_failed_rows_and_the_rate_is_reported(tmp_path, sample_sav, tally):
-    pytest.importorskip("opinionbench.stages.infer", reason="infer stage (issue 4) missing")
     import hashlib
 
     def reply(body: dict) -> dict:
@@ -357,7 +355,7 @@ def test_verbalized_replies_that_are_not_json_are_failed_rows_and_the_rate_is_re
     tally.bad_input(f"{len(bad)} verbalized replies that are not JSON")
     assert 0 < len(bad) < len(preds) and bad["error"].notna().all()
     assert preds.loc[~preds["failed"], "probs"].map(lambda p: abs(sum(p) - 1) < 1e-6).all()  # the others went on
-    check = run_cli(["--params", str(params), "validate", "--predictions"], cwd=root)
+    check = run_cli(["--params", str(params), "validate-predictions"], cwd=root)
     assert check.returncode == 0, check.stdout + check.stderr
     rate = len(bad) / len(preds)
     assert f"verbalized parse failure rate: {rate:.1%}" in check.stdout

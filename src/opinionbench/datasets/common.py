@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from opinionbench.errors import OpinionBenchError
+from opinionbench.io import read_structured
 from opinionbench.tables import DISTRIBUTION_COLUMNS, OVERALL, QUESTION_COLUMNS
 
 _REFUSAL = re.compile(r"^(refused|dk/refused|don'?t know|dk|no answer|not sure)\b", re.IGNORECASE)
@@ -114,12 +114,9 @@ def build_tables(records: Sequence[QuestionRecord], source_file: str, add_overal
 
 def read_json(path: Path, expect: type = dict) -> Any:
     """The parsed file; every file of the release is a JSON object (mapping keys to entries)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DatasetImportError(f"{path}: not found (is datasets.distributional_alignment the release directory?)") from None
-    except json.JSONDecodeError as exc:
-        raise DatasetImportError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not Path(path).exists():
+        raise DatasetImportError(f"{path}: not found (is datasets.distributional_alignment the release directory?)")
+    data = read_structured(path, kind="json", error=DatasetImportError)
     if not isinstance(data, expect):
         raise DatasetImportError(f"{path}: expected a JSON {expect.__name__}, found {type(data).__name__}")
     return data

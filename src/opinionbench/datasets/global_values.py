@@ -14,6 +14,7 @@ import ast
 import hashlib
 from pathlib import Path
 
+from opinionbench.datasets import importers
 from opinionbench.datasets.common import DatasetImportError, ImportedDataset, QuestionRecord, build_tables, read_json
 
 ATTRIBUTE = "COUNTRY"
@@ -23,6 +24,7 @@ def question_qkey(text: str) -> str:
     return f"GV_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
+@importers.register("global_values")
 def import_global_values(root: Path) -> ImportedDataset:
     path = root / "Global_Values" / "data" / "data.json"
     data = read_json(path)

@@ -12,6 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
+from opinionbench.datasets import importers
 from opinionbench.datasets.common import DatasetImportError, ImportedDataset, QuestionRecord, build_tables, read_json
 from opinionbench.datasets.human import human_annotations
 
@@ -30,6 +31,7 @@ def _ordinal(options: list[str]) -> list[float] | None:
     return [float(m.group(1)) for m in numbers] if all(numbers) else None
 
 
+@importers.register("nytimes")
 def import_nytimes(root: Path) -> ImportedDataset:
     path = root / "nytimes" / "data.json"
     data = read_json(path)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from opinionbench.datasets import importers
 from opinionbench.datasets.common import (
     DatasetImportError, ImportedDataset, QuestionRecord, build_tables, is_refusal, read_csv, read_json,
 )
@@ -131,3 +132,13 @@ def import_opinionqa_subset(root: Path, size: int) -> ImportedDataset:
         name=f"opinionqa_{size}", questions=questions, distributions=distributions,
         human_annotations=human_annotations(root, "OQA"), source=str(directory),
     )
+
+
+@importers.register("opinionqa_100")
+def import_opinionqa_100(root: Path) -> ImportedDataset:
+    return import_opinionqa_subset(root, size=100)
+
+
+@importers.register("opinionqa_500")
+def import_opinionqa_500(root: Path) -> ImportedDataset:
+    return import_opinionqa_subset(root, size=500)

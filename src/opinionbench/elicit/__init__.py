@@ -1,18 +1,21 @@
 """Elicitation methods: turn (question, steering context) into a distribution over the options.
 
-Each method module has `prompts(item, settings)` (the exact prompts, used for the request hash)
-and `run(backend, items, settings)`. Adding a method is one module plus one line in METHODS.
+A method is a module that registers a `Method` (elicit/base.py): its exact prompts (hashed into
+every request), its run over a batch of items, and the templates it reads. Adding one is that
+module plus one line below.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from typing import TYPE_CHECKING
 
+from opinionbench.registry import Registry
 
-def methods() -> dict[str, ModuleType]:
-    from opinionbench.elicit import logprobs, sequence, verbalized
+if TYPE_CHECKING:
+    from opinionbench.elicit.base import Method
 
-    return {"logprobs": logprobs, "verbalized": verbalized, "sequence": sequence}
-
-
-METHOD_NAMES = ("logprobs", "verbalized", "sequence")
+methods: Registry[Method] = Registry("elicitation method", {
+    "logprobs": "opinionbench.elicit.logprobs",
+    "verbalized": "opinionbench.elicit.verbalized",
+    "sequence": "opinionbench.elicit.sequence",
+})

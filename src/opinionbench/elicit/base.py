@@ -8,10 +8,11 @@ cannot be read becomes a failed result with its error and the raw reply, never a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from opinionbench.elicit.options import cyclic_orders, format_options, letters
-from opinionbench.models.base import Prompt
+from opinionbench.models.base import Backend, Prompt
+from opinionbench.prompting import cyclic_orders, format_options, letters
 from opinionbench.steering.base import Context
 from opinionbench.steering.templates import fill
 
@@ -49,11 +50,25 @@ class Result:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Method:
+    """What the runner needs of a method; registered by name in `opinionbench.elicit.methods`.
+
+    `prompts` must be exactly what `run` sends: the request hash is taken over them, so a
+    cached result is reused only for the same prompts. `templates` are hashed into every
+    prediction (`template_hash`), in this order.
+    """
+
+    prompts: Callable[[Item, MethodSettings], list[Prompt]]
+    run: Callable[[Backend, Sequence[Item], MethodSettings], list[Result]]
+    templates: tuple[str, ...]
+
+
 def failed(error: str, raw_reply: str | None = None) -> Result:
     return Result(probs=[], raw_reply=raw_reply, failed=True, error=error)
 
 
-def question_prompt(item: Item, order: list[int], template: str, **extra: object) -> Prompt:
+def question_prompt(item: Item, order: Sequence[int], template: str, **extra: object) -> Prompt:
     shown = letters(len(order))
     user = fill(template, question=item.question, options=format_options(item.options, order),
                 population=item.context.population, letters=", ".join(shown), **extra)

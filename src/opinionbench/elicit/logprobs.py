@@ -18,9 +18,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from opinionbench.elicit.base import Item, MethodSettings, Result, failed, orders_for, question_prompt
-from opinionbench.elicit.options import letters, to_original
+from opinionbench.elicit import methods
+from opinionbench.elicit.base import Item, Method, MethodSettings, Result, failed, orders_for, question_prompt
 from opinionbench.models.base import Backend, Failure, NextToken, Prompt
+from opinionbench.prompting import letters, to_original
 
 TEMPLATE = "question_logprobs.txt"
 
@@ -82,3 +83,6 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
         raw = json.dumps({"orders": orders, "letter_probs": [[round(float(x), 6) for x in p] for p, _ in per_order]})
         results.append(Result(list(probs / probs.sum()), float(np.mean([m for _, m in per_order])), raw))
     return results
+
+
+METHOD = methods.register("logprobs")(Method(prompts, run, templates=(TEMPLATE,)))

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from opinionbench.elicit.base import Item, MethodSettings, Result, failed, orders_for, question_prompt
-from opinionbench.elicit.options import letters, to_original
+from opinionbench.elicit import methods
+from opinionbench.elicit.base import Item, Method, MethodSettings, Result, failed, orders_for, question_prompt
 from opinionbench.models.base import Backend, Failure, GenerationRequest, Prompt
+from opinionbench.prompting import letters, to_original
 
 TEMPLATES = {"samples": "question_sequence.txt", "letters": "question_sequence_letters.txt"}
 
@@ -79,3 +80,6 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
         probs = np.mean(mapped, axis=0)
         results.append(Result(list(probs / probs.sum()), invalid / max(total, 1), raw))
     return results
+
+
+METHOD = methods.register("sequence")(Method(prompts, run, templates=tuple(TEMPLATES.values())))

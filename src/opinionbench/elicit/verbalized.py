@@ -15,9 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from opinionbench.elicit.base import Item, MethodSettings, Result, failed, orders_for, question_prompt
-from opinionbench.elicit.options import letters, to_original
+from opinionbench.elicit import methods
+from opinionbench.elicit.base import Item, Method, MethodSettings, Result, failed, orders_for, question_prompt
 from opinionbench.models.base import Backend, Failure, GenerationRequest, Prompt
+from opinionbench.prompting import letters, to_original
 
 TEMPLATE = "question_verbalized.txt"
 
@@ -121,3 +122,6 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
         probs = np.mean([to_original(d, o) for d, o in zip(dists, orders_for(item, settings))], axis=0)
         results.append(Result(list(probs / probs.sum()), raw_reply=raw))
     return results
+
+
+METHOD = methods.register("verbalized")(Method(prompts, run, templates=(TEMPLATE,)))

@@ -13,47 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from opinionbench.elicit import methods
 from opinionbench.elicit.base import Item, MethodSettings, Result, failed
-from opinionbench.elicit.options import QuestionError, check_options
+from opinionbench.inference.cells import Cell
 from opinionbench.inference.predictions import write_predictions
 from opinionbench.io import write_parquet
 from opinionbench.models.base import Backend
-from opinionbench.steering import SteeringData, steer
+from opinionbench.prompting import QuestionError, check_options
+from opinionbench.steering.base import SteeringData, steer
 from opinionbench.steering.templates import templates_hash
-from opinionbench.tables import OVERALL, PREDICTION_COLUMNS
-
-
-def sample_questions(questions: pd.DataFrame, n: int | None, seed: int, waves: Sequence[str] = ()) -> list[str]:
-    """A seeded sample of qkeys (sorted), optionally from some waves only; n=None keeps all."""
-    pool = questions
-    if waves:
-        pool = pool[pool["wave"].isin(set(waves))] if "wave" in pool.columns else pool.iloc[0:0]
-    keys = sorted(pool["qkey"])
-    if n is not None and n < len(keys):
-        keys = sorted(np.random.default_rng(seed).choice(keys, size=n, replace=False).tolist())
-    return keys
-
-
-def steering_cells(distributions: pd.DataFrame, qkeys: Sequence[str], steering: str,
-                   groups: Mapping[str, Sequence[str]]) -> list[tuple[str, str, str]]:
-    """Unsteered: the Overall cell of each question. Steered: one cell per configured group the data has."""
-    present = set(zip(distributions["qkey"], distributions["attribute"], distributions["group"]))
-    cells = []
-    for q in qkeys:
-        if steering == "none":
-            cells.append((q, OVERALL, OVERALL))
-        else:
-            cells.extend((q, a, g) for a in sorted(groups) for g in groups[a] if (q, a, g) in present)
-    return cells
+from opinionbench.tables import PREDICTION_COLUMNS
 
 
 @dataclass
@@ -73,7 +49,7 @@ class InferenceRun:
                  out_path: Path, parts_dir: Path, chunk_size: int = 16, retry_failed: bool = False) -> None:
         self.backend = backend
         self.method_name = method
-        self.method = methods()[method]
+        self.method = methods.get(method)
         self.steering = steering
         self.questions = questions.set_index("qkey", drop=False)
         self.data = steering_data
@@ -85,7 +61,7 @@ class InferenceRun:
         self.retry_failed = retry_failed
 
     # -- what a cell asks -------------------------------------------------------------------
-    def item(self, cell: tuple[str, str, str]) -> Item:
+    def item(self, cell: Cell) -> Item:
         qkey, attribute, group = cell
         row = self.questions.loc[qkey]
         context = steer(self.steering, self.data, qkey, attribute, group)
@@ -97,9 +73,7 @@ class InferenceRun:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
     def template_hash(self, item: Item) -> str:
-        method_templates = getattr(self.method, "TEMPLATES", None)
-        names = list(method_templates.values()) if isinstance(method_templates, dict) else [self.method.TEMPLATE]
-        return templates_hash(*item.context.templates, *names)
+        return templates_hash(*item.context.templates, *self.method.templates)
 
     # -- the run ----------------------------------------------------------------------------
     def _load_parts(self) -> dict[str, dict]:
@@ -121,7 +95,7 @@ class InferenceRun:
             "dataset": self.dataset, "request_hash": digest,
         }
 
-    def run(self, cells: Sequence[tuple[str, str, str]], progress: bool = True) -> RunSummary:
+    def run(self, cells: Sequence[Cell], progress: bool = True) -> RunSummary:
         items = [self.item(c) for c in cells]
         hashes = [self.request_hash(i) for i in items]
         done = self._load_parts()

@@ -4,6 +4,10 @@
 the `logprobs` method; `generate` (sampled or greedy replies) serves `verbalized` and
 `sequence`. A backend answers a whole batch at once so that it can sort, bucket and share work;
 one bad prompt comes back as a `Failure` in its slot instead of stopping the batch.
+
+A backend owns its settings (a `BackendSettings` subclass named by its `Settings`): a
+`models:` entry of params.yaml is validated by the class of the backend it names, so adding
+a backend or a knob never touches config.py.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from opinionbench.errors import OpinionBenchError
 
@@ -66,11 +73,27 @@ class GenerationRequest:
     json_schema: dict | None = field(default=None, hash=False, compare=False)
 
 
-class Backend(ABC):
-    """One model. Implementations: `hf` (in-process), `openai` (HTTP); see models/registry.py."""
+class BackendSettings(BaseModel):
+    """What every `models:` entry has. Unknown keys are errors: a misspelt knob must not be ignored."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str = Field(description="the registered backend that runs this model")
+    model: str = Field(description="what the backend loads or asks for (hub id, path, served model name)")
+    revision: str | None = None
+
+
+class Backend(ABC):
+    """One model; the implementations are registered in `opinionbench.models.backends`."""
+
+    Settings: ClassVar[type[BackendSettings]] = BackendSettings
     model_id: str
     revision: str
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> Backend:
+        """The backend of a validated entry: its fields other than `backend`/`model` are keyword arguments."""
+        return cls(settings.model, **settings.model_dump(exclude={"backend", "model"}))
 
     @abstractmethod
     def next_token_logprobs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[NextToken | Failure]:

@@ -1,6 +1,6 @@
 """`hf` backend: a transformers causal LM in-process (hub id, local directory or GGUF file).
 
-Why the fast path looks the way it does (issue 4):
+Why the fast path looks the way it does:
 - one forward per prompt, never one per option: the next-token distribution at the last
   position already holds every option letter;
 - the base model is called without its LM head and the head is applied to the last real
@@ -11,93 +11,65 @@ Why the fast path looks the way it does (issue 4):
   the last real position is gathered, so a row's result does not depend on what else is in
   its batch (tests check batch size 1 == 8 and fast == per-option loop within 1e-4).
 
-A GGUF file is dequantised once (~26 s for SmolLM2) and the converted weights are cached
-under `cache_dir` keyed by the file's hash, so later runs load in about a second.
+Where the weights come from (hub id, directory, GGUF converted once) is hf_weights.py.
+
+torch is imported when a model is loaded or run, not when this module is: config validation
+imports the module for `HFSettings`, and a run with another backend must not pay for torch.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
-import shutil
+import functools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-import torch
+from pydantic import Field
 
-from opinionbench.models.base import Backend, Failure, GenerationRequest, ModelError, NextToken, Prompt
+from opinionbench.config import DataPath
+from opinionbench.models import backends
+from opinionbench.models.base import Backend, BackendSettings, Failure, GenerationRequest, ModelError, NextToken, Prompt
+from opinionbench.models.hf_weights import resolve_model
 
-EMBEDDED_SMOLLM2 = "embedded:smollm2"
+if TYPE_CHECKING:
+    import torch
 
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def convert_gguf(gguf: Path, cache_dir: Path) -> tuple[Path, str]:
-    """Dequantise a GGUF once into a transformers directory under cache_dir; (dir, file sha256).
-
-    The directory is written under a temporary name and renamed when complete, so a killed
-    conversion never leaves a half-written model that looks usable.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    digest = _file_digest(gguf)
-    target = Path(cache_dir) / f"{gguf.stem}-{digest[:12]}"
-    if (target / "config.json").is_file():
-        return target, digest
-    print(f"converting {gguf.name} to transformers weights (once) -> {target}")
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    config.architectures = [type(loaded).__name__]
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    fresh.load_state_dict(loaded.state_dict())
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    fresh.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-    return target, digest
+F = TypeVar("F", bound=Callable)
 
 
-def resolve_model(model: str, cache_dir: Path, revision: str | None) -> tuple[str, str, str]:
-    """(what to load, model id, revision) for a hub id, a directory, a .gguf file or the embedded model."""
-    if model == EMBEDDED_SMOLLM2:
-        from opinionbench.embedded import SMOLLM2_ID, smollm2_gguf
+class HFSettings(BackendSettings):
+    """A `models:` entry with `backend: hf`; the backend's own knobs live here, beside the code that reads them."""
 
-        directory, digest = convert_gguf(smollm2_gguf(), cache_dir)
-        return str(directory), SMOLLM2_ID, f"gguf-sha256:{digest[:16]}"
-    path = Path(model).expanduser()
-    if model.endswith(".gguf"):
-        if not path.is_file():
-            raise ModelError(f"{model}: GGUF file not found")
-        directory, digest = convert_gguf(path, cache_dir)
-        return str(directory), path.name, f"gguf-sha256:{digest[:16]}"
-    if path.exists() or model.startswith((".", "/", "~")):
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{model}: not a model directory (no config.json); expected a hub id, a directory or a .gguf file")
-        stamp = hashlib.sha256()
-        for f in sorted(path.iterdir()):
-            if f.is_file():
-                stamp.update(f"{f.name}:{f.stat().st_size}".encode())
-        return str(path), path.name, revision or f"dir:{stamp.hexdigest()[:16]}"
-    return model, model, revision or "main"
+    model: str = Field(description="hub id, local directory, .gguf file or embedded:smollm2")
+    batch_size: int = Field(8, ge=1, le=512)
+    threads: int | None = Field(2, ge=1, description="torch CPU threads")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    cache_dir: DataPath = Field(Path("data/models"), description="converted GGUF weights, reused by later runs")
 
 
+def _inference_mode(method: F) -> F:
+    """`torch.inference_mode()` as a decorator that imports torch on the first call, not at import."""
+
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        import torch
+
+        with torch.inference_mode():
+            return method(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+@backends.register("hf")
 class HFBackend(Backend):
+    Settings = HFSettings
+
     def __init__(self, model: str, *, revision: str | None = None, cache_dir: Path = Path("data/models"),
                  batch_size: int = 8, threads: int | None = None, dtype: str = "float32",
                  share_prefix: bool = True) -> None:
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if threads:
@@ -144,8 +116,10 @@ class HFBackend(Backend):
         return ids
 
     # -- the fast path ----------------------------------------------------------------------
-    @torch.inference_mode()
+    @_inference_mode
     def next_token_logprobs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[NextToken | Failure]:
+        import torch
+
         cand = self.candidate_ids(candidates)
         index = torch.tensor(list(cand.values()), dtype=torch.long)
         encoded = [self.encode(p) for p in prompts]
@@ -188,11 +162,15 @@ class HFBackend(Backend):
         return result
 
     def _prefix_cache(self, prefix: list[int]):
+        import torch
+
         ids = torch.tensor([prefix], dtype=torch.long)
         self.tokens_processed += len(prefix)
         return self.body(input_ids=ids, use_cache=True).past_key_values
 
     def _last_logprobs(self, suffixes: list[list[int]], prefix_len: int, cache) -> torch.Tensor:
+        import torch
+
         width = max(len(s) for s in suffixes)
         ids = torch.full((len(suffixes), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(suffixes), prefix_len + width), dtype=torch.long)
@@ -214,8 +192,10 @@ class HFBackend(Backend):
         return torch.log_softmax(logits.float(), dim=-1)
 
     # -- the plain reference: one full forward per option, as the seeds' scripts do ---------
-    @torch.inference_mode()
+    @_inference_mode
     def next_token_logprobs_per_option(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[NextToken]:
+        import torch
+
         cand = self.candidate_ids(candidates)
         out = []
         for p in prompts:
@@ -230,10 +210,12 @@ class HFBackend(Backend):
         return out
 
     # -- generation ---------------------------------------------------------------------------
-    @torch.inference_mode()
+    @_inference_mode
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str] | Failure]:
         """Greedy requests are batched (left padding); sampled ones run one prompt at a time with
         their own seed, so a reply never depends on which other prompts shared its batch."""
+        import torch
+
         out: list[list[str] | Failure] = [Failure("not computed")] * len(requests)
         for i, r in enumerate(requests):
             if r.temperature == 0 and self._schema_letters(r.json_schema):
@@ -271,13 +253,15 @@ class HFBackend(Backend):
             self._digits = {c: t[0] for c, t in ids.items()} if all(len(t) == 1 for t in ids.values()) else None
         return self._digits
 
-    @torch.inference_mode()
+    @_inference_mode
     def _constrained_json(self, request: GenerationRequest) -> str:
         """A reply that matches the verbalized schema by construction, as a server's JSON-schema
         `response_format` gives: the structure (`{"A": `, `, "B": `, `}`) is forced, and each
         number d.dd is chosen greedily by the model among the digit tokens (first digit 0 or 1;
         1 is followed by .00). Small models that ignore "reply with JSON" still state a
         distribution this way; the reply is parsed and recorded like any other."""
+        import torch
+
         letters = self._schema_letters(request.json_schema) or []
         digit = self._digit_ids() or {}
         ids = self.encode(request.prompt)
@@ -313,6 +297,8 @@ class HFBackend(Backend):
     def _sample(self, request: GenerationRequest) -> list[str]:
         """`n` sampled replies to one prompt; the prompt is run once and its KV cache repeated
         over the n samples (not n copies of the prompt: few-shot prompts are long)."""
+        import torch
+
         ids = self.encode(request.prompt)
         past = self.body(input_ids=torch.tensor([ids[:-1]]), use_cache=True).past_key_values
         past.batch_repeat_interleave(request.n)
@@ -324,6 +310,8 @@ class HFBackend(Backend):
         return [self.tokenizer.decode(g[len(ids):], skip_special_tokens=True) for g in generated]
 
     def _generate(self, reqs: list[GenerationRequest], sample: bool) -> list[str]:
+        import torch
+
         encoded = [self.encode(r.prompt) for r in reqs]
         width = max(len(e) for e in encoded)
         ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)

@@ -1,37 +1,59 @@
 """`openai` backend: any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp, `transformers serve`).
 
 This is the scale-out path: point `base_url` at a vLLM server or cluster and raise
-`concurrency`. Requests run in a bounded thread pool; the client retries transient errors
-(429/5xx, timeouts) with backoff; a prompt whose request still fails, or whose reply is not
-what was asked for, comes back as a `Failure` naming the endpoint and the reason, so the
-others go on and nothing already computed is lost. The API key is read from the environment
-variable named in params (never from params itself) and never logged or recorded.
+`concurrency`. Requests run in a bounded thread pool; the client (models/openai_client.py, shared
+with questionnaire correction) retries transient errors (429/5xx, timeouts) with backoff; a
+prompt whose request still fails, or whose reply is not what was asked for, comes back as a
+`Failure` naming the endpoint and the reason, so the others go on and nothing already computed
+is lost. The API key is read from the environment variable named in params (never from params
+itself) and never logged or recorded.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, TypeVar, get_args
 
-from opinionbench.models.base import Backend, Failure, GenerationRequest, ModelError, NextToken, Prompt
+from pydantic import Field
 
+from opinionbench.models import backends
+from opinionbench.models.base import Backend, BackendSettings, Failure, GenerationRequest, ModelError, NextToken, Prompt
+from opinionbench.models.openai_client import api_key, make_client
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 # How a JSON schema is asked for: OpenAI / vLLM / `transformers serve` take `json_schema`;
 # llama.cpp's Python server takes `json_object` with a `schema`; "none" sends no constraint.
-RESPONSE_FORMATS = ("json_schema", "json_object", "none")
+ResponseFormat = Literal["json_schema", "json_object", "none"]
+RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 
 
+class OpenAISettings(BackendSettings):
+    """A `models:` entry with `backend: openai`; the backend's own knobs live here, beside the code that reads them."""
+
+    model: str = Field(description="the model name the endpoint serves")
+    base_url: str = Field(description="the OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key (never the key)")
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    top_logprobs: int = Field(20, ge=1, le=20)
+    response_format: ResponseFormat = Field(
+        "json_schema", description="how the verbalized JSON schema is sent: json_schema (OpenAI, vLLM), "
+                                   "json_object (llama.cpp server), none")
+
+
+@backends.register("openai")
 class OpenAIBackend(Backend):
+    Settings = OpenAISettings
+
     def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None, revision: str | None = None,
                  concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 2, top_logprobs: int = 20,
                  response_format: str = "json_schema") -> None:
-        import openai
-
-        key = os.environ.get(api_key_env, "") if api_key_env else ""
-        if api_key_env and not key:
-            raise ModelError(f"{model}: environment variable {api_key_env} (api_key_env) is not set")
-        self.client = openai.OpenAI(base_url=base_url, api_key=key or "none", timeout=timeout_s, max_retries=max_retries)
+        key = api_key(api_key_env, required=True, where=model)
+        self.client = make_client(base_url, key=key, timeout=timeout_s, max_retries=max_retries)
         self.base_url = base_url
         self.model_id = model
         self.revision = revision or "endpoint"
@@ -56,8 +78,8 @@ class OpenAIBackend(Backend):
         text = str(exc).splitlines()[0] if str(exc) else ""
         return f"{self.base_url}: unusable reply ({type(exc).__name__}: {text[:160]})"
 
-    def _guard(self, call):
-        def wrapped(arg):
+    def _guard(self, call: Callable[[A], R]) -> Callable[[A], R | Failure]:
+        def wrapped(arg: A) -> R | Failure:
             try:
                 return call(arg)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded Failure

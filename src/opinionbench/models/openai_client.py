@@ -11,8 +11,12 @@ client only and never logged or stored.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from opinionbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    import openai
 
 NO_KEY = "none"  # local servers (llama.cpp, vLLM without --api-key) accept any key
 
@@ -25,7 +29,7 @@ def api_key(api_key_env: str | None, *, required: bool, where: str) -> str:
     return key or NO_KEY
 
 
-def make_client(base_url: str, *, key: str, timeout: float, max_retries: int):
+def make_client(base_url: str, *, key: str, timeout: float, max_retries: int) -> openai.OpenAI:
     """An `openai.OpenAI` client for `base_url` with the shared retry policy (the client's own)."""
     import openai
 

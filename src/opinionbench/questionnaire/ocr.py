@@ -9,19 +9,22 @@ page (blank, unreadable) is reported and the other pages go on.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm import tqdm
 
 from opinionbench.errors import one_line
-from opinionbench.io import write_parquet
+from opinionbench.io import file_sha256, write_parquet
 from opinionbench.questionnaire.errors import QuestionnaireError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 OCR_COLUMNS = [
     "page", "block", "par", "line", "word", "left", "top", "width", "height", "conf", "text",
@@ -40,7 +43,7 @@ class OcrSettings:
         return f"--psm {self.psm}"
 
 
-def clean_scan(image):
+def clean_scan(image: PILImage) -> PILImage:
     """Median-filter the speckle and binarise at Otsu's threshold (grayscale PIL image in, binary out).
 
     Tesseract drops or garbles short, sparse lines (a percentage and a one-digit label) on a
@@ -62,14 +65,6 @@ def clean_scan(image):
 
 class PageWarning(UserWarning):
     """A page that yields nothing usable (blank, unreadable): reported, never fatal for the file."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_pdf(path: Path) -> int:

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rapidfuzz import fuzz, process
 from tqdm import tqdm
 
 from opinionbench.config import CorrectionParams
+from opinionbench.questionnaire.correct import CorrectionBackend, Hint, make_backend
 from opinionbench.questionnaire.correct.codebook import merged_opcodes
-from opinionbench.questionnaire.correct.base import CorrectionBackend, Hint, make_backend
 from opinionbench.questionnaire.drift import check_drift, similarity
 from opinionbench.questionnaire.errors import CorrectionError
 from opinionbench.questionnaire.reconcile import reconcile
 from opinionbench.questionnaire.segment import Block
+
+if TYPE_CHECKING:
+    from opinionbench.survey import Wave
 
 QCODE_MATCH_MIN_RATIO = 70.0
 WORDING_MATCH_MIN_SIMILARITY = 0.8
@@ -33,7 +37,7 @@ CORRECTED_COLUMNS = [
 ]
 
 
-def wave_hints(wave) -> dict[str, Hint]:
+def wave_hints(wave: Wave) -> dict[str, Hint]:
     """Codebook entries of a loaded `Wave`, by qcode."""
     return {
         q.qcode: Hint(q.qcode, q.question, list(q.options), list(q.refusal_options))
@@ -41,7 +45,7 @@ def wave_hints(wave) -> dict[str, Hint]:
     }
 
 
-def wave_toplines(wave) -> dict[str, tuple[list[float], float]]:
+def wave_toplines(wave: Wave) -> dict[str, tuple[list[float], float]]:
     """Weighted Overall (probs, refusal rate) of a loaded `Wave`, by qcode."""
     from opinionbench.survey import distributions
 
@@ -120,6 +124,8 @@ def correct_blocks(
     source: str = "",
     progress: bool = True,
 ) -> pd.DataFrame:
+    """One row per block whatever its correction did: a failed or rejected one keeps the OCR text
+    and is routed to review, so nothing unchecked reaches the dataset and nothing is dropped."""
     hints = hints or {}
     toplines = toplines or {}
     known = list(hints)
@@ -185,7 +191,7 @@ def missing_questions(corrected: pd.DataFrame, hints: dict[str, Hint]) -> list[s
 
 def read_questionnaire(
     pdf_path: str | Path,
-    wave=None,
+    wave: Wave | None = None,
     correction: str = "codebook",
     *,
     params: CorrectionParams | None = None,

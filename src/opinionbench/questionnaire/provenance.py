@@ -29,7 +29,7 @@ def _json_safe(value):
     return value
 
 
-def questionnaire_record(row) -> dict:
+def questionnaire_record(row: pd.Series) -> dict:
     return {
         "file": row["source"],
         "page": int(row["page"]),

@@ -4,7 +4,8 @@ Real users bring Pew's own questionnaire PDFs; the renderer exists so that the e
 wave, the tests and the accuracy benchmark have questionnaires whose truth (the codebook) is
 known. The layout follows a Pew topline: a header (wave, field dates, N), then per question the
 routing line (`ASK ALL:`), the code with the wording in a hanging indent, and each option with
-its topline percentage. `segment.py` relies on the same geometry (`Layout`).
+its topline percentage. The geometry and the printed forms are `layout.py`'s, which the
+segmenter reads back.
 """
 
 from __future__ import annotations
@@ -12,39 +13,18 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageFilter
 
 from opinionbench.errors import OpinionBenchError
 from opinionbench.io import atomic_path
+from opinionbench.questionnaire.layout import LAYOUT, Layout, code_label, footer_line, routing_line
 
+if TYPE_CHECKING:
+    from opinionbench.survey import Wave
 
-@dataclass(frozen=True)
-class Layout:
-    """Page geometry in PDF points (1/72 inch); the segmenter reads columns back from it."""
-
-    page_width: float = 612.0
-    page_height: float = 792.0
-    margin: float = 54.0
-    code_width: float = 110.0  # the wording starts this far right of the margin
-    percent_right: float = 40.0  # right edge of the percentage column, right of the wording column
-    label_offset: float = 52.0  # option labels start this far right of the wording column
-    font_size: float = 10.5
-    leading: float = 14.0
-
-    @property
-    def wording_x(self) -> float:
-        return self.margin + self.code_width
-
-    @property
-    def option_min_x(self) -> float:
-        """Option lines start right of this (the percentage column), wording lines left of it."""
-        return self.wording_x + 14.0
-
-
-LAYOUT = Layout()
 FONT = "Helvetica"
 BOLD = "Helvetica-Bold"
 
@@ -68,7 +48,7 @@ def format_percent(share: float) -> str:
     return str(int(np.floor(value + 0.5)))
 
 
-def wave_render_questions(wave, routing: dict[str, str] | None = None) -> list[RenderQuestion]:
+def wave_render_questions(wave: Wave, routing: dict[str, str] | None = None) -> list[RenderQuestion]:
     """Questions of a loaded `Wave` with toplines from its weighted Overall distribution.
 
     Percentages are of all respondents (as in a topline), so substantive shares are scaled by
@@ -144,7 +124,7 @@ def render_pdf(
 
     def footer() -> None:
         c.setFont(FONT, 8)
-        c.drawCentredString(layout.page_width / 2, m / 2, f"Page {page}")
+        c.drawCentredString(layout.page_width / 2, m / 2, footer_line(page))
 
     c.setFont(BOLD, 13)
     c.drawString(m, y, "PEW RESEARCH CENTER")
@@ -165,7 +145,7 @@ def render_pdf(
     y -= lead
 
     for q in questions:
-        code_text = f"{q.qcode}."
+        code_text = code_label(q.qcode)
         code_w = stringWidth(code_text, BOLD, size)
         first_x = max(layout.wording_x, m + code_w + 8)
         wording_lines = _wrap(q.wording, text_right - first_x, size)
@@ -183,7 +163,7 @@ def render_pdf(
             page += 1
             y = layout.page_height - m
         c.setFont(FONT, size)
-        c.drawString(m, y, f"{q.routing.rstrip(':')}:")
+        c.drawString(m, y, routing_line(q.routing))
         y -= lead
         c.setFont(BOLD, size)
         c.drawString(m, y, code_text)

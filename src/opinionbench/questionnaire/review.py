@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opinionbench.errors import OpinionBenchError
+from opinionbench.io import read_structured
 
 LOW_CONFIDENCE = 90.0
 
@@ -38,13 +38,11 @@ class ReviewEntry(BaseModel):
 
 
 def load_reviews(path: Path) -> list[ReviewEntry]:
+    """The reviewed corrections; none when the file does not exist yet (nothing reviewed)."""
     path = Path(path)
     if not path.exists():
         return []
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ReviewError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_structured(path, kind="yaml", error=ReviewError) or {}
     items = raw.get("corrections") if isinstance(raw, dict) else None
     if not isinstance(items, list):
         raise ReviewError(f"{path}: expected a top-level `corrections:` list")
@@ -65,7 +63,7 @@ def load_reviews(path: Path) -> list[ReviewEntry]:
     return entries
 
 
-def review_record(entry: ReviewEntry, before) -> dict:
+def review_record(entry: ReviewEntry, before: str | list[str]) -> dict:
     return {"field": entry.field, "before": before, "after": entry.value, "reviewer": entry.reviewer,
             "date": entry.date.isoformat(), "reason": entry.reason}
 

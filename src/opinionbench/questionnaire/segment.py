@@ -1,6 +1,6 @@
 """OCR words → question blocks (code, routing, wording, options, topline percentages, box).
 
-The segmenter reads the topline layout of `render.Layout` by columns, measured from each
+The segmenter reads the topline layout of `layout.Layout` by columns, measured from each
 page's own left edge (so a slightly shifted or rotated scan still segments): routing lines
 (`ASK ...:`) and question codes (`CODE.`) sit at the margin, the wording in a hanging indent,
 and option lines start with a percentage in a column right of the wording indent. Anything
@@ -16,16 +16,10 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 from rapidfuzz import fuzz
 
+from opinionbench.questionnaire.layout import CODE_LINE, FOOTER, LAYOUT, ROUTING, Layout
 from opinionbench.questionnaire.ocr import PageWarning
-from opinionbench.questionnaire.render import LAYOUT, Layout
 from opinionbench.survey.codebook import is_refusal
 
-# `CODE.` at the start of a line (only codes, routing, headers and footers sit at the margin), in
-# up to three OCR pieces: tesseract splits `J OBTRAIN`, reads `Q4_c` as `Q4 c` and misreads
-# characters (`GOOD] OBS`, `QCEN?`, `Q26_¢`); the codebook match sorts them out
-CODE_LINE = re.compile(r"^([A-Za-z][^\s.,:;=]*(?: [^\s.,:;=]+){0,2})[.,]{1,2}(?:\s+|$)")
-ROUTING = re.compile(r"^ASK\b", re.IGNORECASE)
-FOOTER = re.compile(r"^P\s?a\s?g\s?e\s*\S{1,4}$", re.IGNORECASE)
 PERCENT_TOKEN = re.compile(r"^(<\s?[1lI|!i]|[0-9OoIl|]{1,3}|\*)[°*%'.,_\"\->)}\]]?$")
 GLUED_OPTION = re.compile(r"^(\d{1,3})[.:,](\w{1,3})$")  # `32.1`: a percentage and a short numeric label read as one
 REFUSAL_WORDS = ("Refused", "Don't know", "No answer", "Don't know/Refused")

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from opinionbench.config import BuildParams, DataParams, QuestionnaireParams, load_params
+from opinionbench.config import BuildParams, DataParams, QuestionnaireParams, load
 from opinionbench.io import write_json, write_parquet
 from opinionbench.survey.build import build_waves
 from opinionbench.survey.details import load_survey_details
 
 
 def run(args: argparse.Namespace) -> int:
-    data, build, questionnaire = load_params("data", "build", "questionnaire", path=args.params)
-    assert isinstance(data, DataParams) and isinstance(build, BuildParams)
-    assert isinstance(questionnaire, QuestionnaireParams)
+    data, build = load(DataParams, args.params), load(BuildParams, args.params)
+    questionnaire = load(QuestionnaireParams, args.params)
     files = data.wave_files()
     result = build_waves(files, workers=build.workers, details=load_survey_details(data.survey_details))
     out = build.out_dir

@@ -12,21 +12,19 @@ from __future__ import annotations
 import argparse
 import shutil
 
-import numpy as np
-from tqdm import tqdm
-
-from opinionbench.config import BuildParams, CalibrateParams, DatasetsParams, load_params
-from opinionbench.io import write_json
+from opinionbench.config import BuildParams, CalibrateParams, DatasetsParams, load
 
 
 def run(args: argparse.Namespace) -> int:
-    from opinionbench.calibrate import LOG_T_BOUNDS, calibrate, split_questions, temperature_scale
-    from opinionbench.evaluation import dataset_dir, discover, load_truth, pair_predictions, question_sample_digest
-    from opinionbench.inference.predictions import prediction_path, read_predictions, write_predictions
-    from opinionbench.metrics import pad_rows
+    from tqdm import tqdm
 
-    params, build, datasets = load_params("calibrate", "build", "datasets", path=args.params)
-    assert isinstance(params, CalibrateParams) and isinstance(build, BuildParams) and isinstance(datasets, DatasetsParams)
+    from opinionbench.inference.predictions import prediction_path, read_predictions, write_predictions
+    from opinionbench.io import write_json
+    from opinionbench.scoring.calibrate import apply_temperature, fit_predictions, report_entry, split_questions
+    from opinionbench.scoring.evaluation import dataset_dir, discover, load_truth, question_sample_digest
+
+    params = load(CalibrateParams, args.params)
+    build, datasets = load(BuildParams, args.params), load(DatasetsParams, args.params)
     files = [f for f in discover(params.predictions_dir) if f.method == "logprobs"]
     if params.out_dir.exists():
         shutil.rmtree(params.out_dir)  # stale files of models no longer configured must not be evaluated
@@ -43,29 +41,17 @@ def run(args: argparse.Namespace) -> int:
             "calibration_questions": sorted(cal), "heldout_questions": sorted(held),
             "heldout_sample": question_sample_digest(held), "runs": {}})
         for f in tqdm(mine, desc=f"calibrate {dataset}", unit="file"):
-            pairs = pair_predictions(frames[f], truth, f.steering, str(f.path))
-            if pairs.empty or not set(pairs["qkey"]) & cal:
+            fitted = fit_predictions(frames[f], truth, f.steering, str(f.path), cal, params.objective)
+            if fitted is None:
                 print(f"not calibrated: {f.path}: no scored rows among the calibration questions")
                 continue
-            widths = pairs["pred"].map(len).to_numpy()
-            result, _ = calibrate(pad_rows(pairs["pred"]), pad_rows(pairs["probs"]), pairs["qkey"].tolist(), cal,
-                                  params.objective)
-            frame = frames[f]
-            frame = frame[frame["qkey"].isin(held)].copy()
-            probs = [np.asarray(p, dtype=float) for p in frame["probs"]]
-            ok = np.flatnonzero(~frame["failed"].astype(bool).to_numpy())
-            if ok.size:
-                scaled = temperature_scale(pad_rows([probs[i] for i in ok]), result.temperature)
-                for j, i in enumerate(ok):
-                    probs[i] = scaled[j, : len(probs[i])]
-            frame["probs"] = [[float(x) for x in p] for p in probs]
-            out = prediction_path(f.dataset, f.model, f.method, f.steering, params.out_dir)
-            write_predictions(frame, out)
-            at_bound = min(abs(np.log(result.temperature) - b) for b in LOG_T_BOUNDS) < 1e-3
-            entry["runs"].setdefault(f.model, {})[f.steering] = {
-                **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.__dict__.items() if k != "objective"},
-                "temperature_at_search_bound": bool(at_bound), "rows_scored": int(len(widths))}
-            if at_bound:
+            result, rows_scored = fitted
+            heldout = frames[f][frames[f]["qkey"].isin(held)]
+            write_predictions(apply_temperature(heldout, result.temperature),
+                              prediction_path(f.dataset, f.model, f.method, f.steering, params.out_dir))
+            record = report_entry(result, rows_scored)
+            entry["runs"].setdefault(f.model, {})[f.steering] = record
+            if record["temperature_at_search_bound"]:
                 print(f"note: {f.path}: T={result.temperature:.3g} is at the search bound: the fit prefers "
                       f"{'a flat (uniform)' if result.temperature > 1 else 'an argmax'} distribution")
             print(f"{dataset} {f.model} logprobs/{f.steering}: T={result.temperature:.3f}; held-out TV "

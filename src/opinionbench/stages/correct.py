@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from opinionbench.config import DataParams, QuestionnaireParams, load_params
+from opinionbench.config import DataParams, QuestionnaireParams, load
 from opinionbench.errors import ConfigError
 
 
@@ -22,8 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from opinionbench.survey import load_wave
     from opinionbench.tables import read_table
 
-    data, params = load_params("data", "questionnaire", path=args.params)
-    assert isinstance(data, DataParams) and isinstance(params, QuestionnaireParams)
+    data, params = load(DataParams, args.params), load(QuestionnaireParams, args.params)
     backend = make_backend(params.correction.backend, params.correction)
     for wave_id in args.waves or list(params.pdfs):
         if wave_id not in params.pdfs:

@@ -1,4 +1,4 @@
-"""`import` stage: other benchmarks → data/datasets/<name>/{questions,distributions}.parquet.
+"""`import-datasets` stage: other benchmarks → data/datasets/<name>/{questions,distributions}.parquet.
 
 With `datasets.distributional_alignment: null` (the default) nothing is imported and only the
 report is written, so the default pipeline never needs external data. Each dataset is imported
@@ -12,14 +12,13 @@ import shutil
 
 from tqdm import tqdm
 
-from opinionbench.config import DatasetsParams, load_params
+from opinionbench.config import DatasetsParams, load
 from opinionbench.errors import ConfigError, OpinionBenchError, one_line
 from opinionbench.io import write_json, write_parquet
 
 
 def run(args: argparse.Namespace) -> int:
-    (params,) = load_params("datasets", path=args.params)
-    assert isinstance(params, DatasetsParams)
+    params = load(DatasetsParams, args.params)
     out = params.out_dir
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"source": None if params.distributional_alignment is None else str(params.distributional_alignment),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from opinionbench.config import QuestionnaireParams, load_params
+from opinionbench.config import QuestionnaireParams, load
 from opinionbench.errors import ConfigError, OpinionBenchError, one_line
 
 
@@ -18,8 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from opinionbench.questionnaire.ocr import OcrSettings, ocr_pdf
     from opinionbench.questionnaire.segment import group_lines
 
-    (params,) = load_params("questionnaire", path=args.params)
-    assert isinstance(params, QuestionnaireParams)
+    params = load(QuestionnaireParams, args.params)
     waves = args.waves or list(params.pdfs)
     failed = 0
     for wave in waves:

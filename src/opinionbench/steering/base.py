@@ -1,20 +1,19 @@
 """The steering seam: `steer(name, ...)` gives the system prompt that points the model at a population.
 
-Registered steerings: `none` (the public), `persona` (steering/persona.py) and `few-shot`
-(steering/fewshot.py). Adding one is a module with a `context(...)` function plus one line in
-STEERINGS.
+The steerings themselves are registered in `opinionbench.steering.steerings`; what they share
+is here: the `Context` they return and the `SteeringData` they may draw on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from opinionbench.errors import ConfigError
 from opinionbench.similarity import SimilarQuestions
-from opinionbench.steering.templates import fill, templates_hash
+from opinionbench.steering import steerings
 from opinionbench.tables import OVERALL
 
 
@@ -45,24 +44,9 @@ class SteeringData:
         self.persona_style = persona_style
 
 
-def none_context(data: SteeringData, qkey: str, attribute: str, group: str) -> Context:
-    return Context(fill("system.txt"), "adults in the United States", templates_hash("system.txt"), ("system.txt",))
-
-
 def steer(name: str, data: SteeringData, qkey: str, attribute: str, group: str) -> Context:
-    from opinionbench.errors import ConfigError
-
-    if name not in STEERINGS:
-        raise ConfigError(f"unknown steering {name!r} (known: {', '.join(STEERINGS)})")
+    """The context of steering `name` for one cell; only `none` may be asked about the public (Overall)."""
+    context = steerings.get(name)
     if name != "none" and attribute == OVERALL:
         raise ConfigError(f"steering {name!r} needs a group; got {attribute}/{group}")
-    return STEERINGS[name](data, qkey, attribute, group)
-
-
-def _registry() -> dict[str, Callable[[SteeringData, str, str, str], Context]]:
-    from opinionbench.steering import fewshot, persona
-
-    return {"none": none_context, "persona": persona.context, "few-shot": fewshot.context}
-
-
-STEERINGS = _registry()
+    return context(data, qkey, attribute, group)

@@ -6,7 +6,8 @@ uses), restricted to questions for which the dataset has that group's distributi
 
 from __future__ import annotations
 
-from opinionbench.elicit.options import distribution_json, format_options
+from opinionbench.prompting import distribution_json, format_options
+from opinionbench.steering import steerings
 from opinionbench.steering.base import Context, SteeringData
 from opinionbench.steering.persona import phrases
 from opinionbench.steering.templates import fill, templates_hash
@@ -19,6 +20,7 @@ def examples(data: SteeringData, qkey: str, attribute: str, group: str) -> list[
     return data.similar.most_similar(qkey, data.k_shots, allowed=data.with_group.get((attribute, group), set()))
 
 
+@steerings.register("few-shot")
 def context(data: SteeringData, qkey: str, attribute: str, group: str) -> Context:
     label = phrases(attribute, group)["label"]
     blocks = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opinionbench.steering import steerings
 from opinionbench.steering.base import Context, SteeringData
 from opinionbench.steering.templates import TemplateError, fill, group_phrases, templates_hash
 
@@ -19,6 +20,7 @@ def phrases(attribute: str, group: str) -> dict[str, str]:
     return {key: text.format(group=group) for key, text in entry.items()}
 
 
+@steerings.register("persona")
 def context(data: SteeringData, qkey: str, attribute: str, group: str) -> Context:
     name = STYLES[data.persona_style]
     words = phrases(attribute, group)

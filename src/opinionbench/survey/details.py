@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from opinionbench.errors import ConfigError
+from opinionbench.io import read_structured
 
 
 def load_survey_details(path: Path | None) -> dict[str, dict[str, str]]:
     """Wave id (`W52`) → {wave_start, wave_end, topic}; empty when no file is configured."""
     if path is None:
         return {}
-    try:
-        entries = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read survey details ({exc})") from None
+    entries = read_structured(path, kind="json", error=ConfigError)
     out = {}
     for entry in entries:
         name = str(entry.get("name", ""))

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from opinionbench.errors import OpinionBenchError
 from opinionbench.survey.codebook import ordinal_values
 from opinionbench.survey.demographics import attribute_groups
-from opinionbench.tables import OVERALL
+from opinionbench.tables import OVERALL, PREDICTION_COLUMNS, read_table
 from opinionbench.validation.words import debris_share, word_share
 
 TEXT_SOURCES = ("codebook", "questionnaire")
@@ -186,6 +187,20 @@ def distribution_checks(distributions: pd.DataFrame, questions: pd.DataFrame) ->
     out["qkey_known"] = distributions["qkey"].isin(set(questions["qkey"]))
     out["group_known"] = [(a, g) in known_groups for a, g in zip(distributions["attribute"], distributions["group"])]
     return out.reset_index(drop=True)
+
+
+def read_prediction_files(directory: Path) -> pd.DataFrame:
+    """Every predictions parquet under `directory`, with the file it came from (the `file` column
+    names a failing row in the summary)."""
+    files = sorted(Path(directory).rglob("*.parquet"))
+    if not files:
+        raise OpinionBenchError(f"{directory}: no predictions parquet files (run inference first)")
+    frames = []
+    for path in files:
+        frame = read_table(path, [c for c in PREDICTION_COLUMNS if c in ("qkey", "attribute", "group", "probs",
+                                                                         "failed", "error", "method")])
+        frames.append(frame.assign(file=str(path.relative_to(directory))))
+    return pd.concat(frames, ignore_index=True)
 
 
 def prediction_checks(predictions: pd.DataFrame, questions: pd.DataFrame) -> pd.DataFrame:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opinionbench.errors import ConfigError
+from opinionbench.io import read_structured
 from opinionbench.tables import OVERALL
 
 LOW_N_EFF = "Overall effective n below validate.min_n_eff"
@@ -49,11 +49,9 @@ class ExclusionRules(BaseModel):
 def load_rules(path: Path) -> ExclusionRules:
     if not Path(path).exists():
         return ExclusionRules()
+    raw = read_structured(path, kind="yaml", error=ConfigError) or {}
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
         return ExclusionRules.model_validate(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None

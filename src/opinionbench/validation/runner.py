@@ -8,7 +8,6 @@ report to browse. GX is imported here only (it costs ~4 s), in an ephemeral, off
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -21,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from opinionbench.errors import OpinionBenchError
+from opinionbench.io import read_structured
 
 SAMPLE_ROWS = 3
 DOCS_SITE = "opinionbench"
@@ -61,12 +61,9 @@ class ValidationReport:
 
 def load_suite(path: Path) -> dict[str, Any]:
     """The suite's JSON, checked for the shape this runner relies on; errors name the file."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SuiteError(f"{path}: expectation suite not found") from None
-    except json.JSONDecodeError as exc:
-        raise SuiteError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not Path(path).exists():
+        raise SuiteError(f"{path}: expectation suite not found")
+    data = read_structured(path, kind="json", error=SuiteError)
     if not isinstance(data, dict) or not isinstance(data.get("expectations"), list) or not data.get("name"):
         raise SuiteError(f"{path}: a suite needs a 'name' and a list of 'expectations'")
     meta = data.get("meta") or {}

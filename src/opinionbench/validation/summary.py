@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from opinionbench.validation.exclusions import Exclusions
 from opinionbench.validation.runner import Outcome, ValidationReport
 
@@ -61,6 +63,19 @@ def format_summary(report: ValidationReport, exclusions: Exclusions | None, extr
     if report.docs_index is not None:
         lines.append(f"Data Docs: {report.docs_index}")
     return "\n".join(lines)
+
+
+def prediction_counts(predictions: pd.DataFrame, rates: pd.DataFrame) -> dict[str, Any]:
+    """The predictions summary's own numbers: files, rows, and the verbalized parse failure rate
+    (pooled over rows, so a large file weighs more than a small one)."""
+    verbalized = rates[rates["method"] == "verbalized"]
+    return {
+        "prediction_files": int(len(rates)),
+        "verbalized_failure_rate": (round(float(verbalized["failed"].sum() / verbalized["rows"].sum()), 4)
+                                    if len(verbalized) else None),
+        "predictions": int(len(predictions)),
+        "failure_rate_by_file": {f"{r.file} ({r.method})": round(float(r.failure_rate), 4) for r in rates.itertuples()},
+    }
 
 
 def summary_dict(report: ValidationReport, exclusions: Exclusions | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:

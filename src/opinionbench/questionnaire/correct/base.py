@@ -1,18 +1,20 @@
-"""The correction seam: one interface, interchangeable backends chosen by name in params.yaml.
+"""The types of the correction seam: what a backend gets (a block and a hint) and gives back.
 
 A backend gets one OCR'd question block and, when the microdata is at hand, the codebook entry
 of that code as a hint; it returns the corrected wording and options plus what it used (model,
 cache key). Everything around it (hint lookup, drift guard, topline check, review) is the same
-for every backend, so adding one is a module with a `@register("name")` class.
+for every backend, so a backend is only this interface. The types live apart from the registry
+(`correct/__init__.py`) so that backends and the pipeline can import them without importing
+any backend.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from opinionbench.errors import ConfigError
-from opinionbench.questionnaire.segment import Block
+if TYPE_CHECKING:
+    from opinionbench.questionnaire.segment import Block
 
 
 @dataclass(frozen=True)
@@ -39,25 +41,3 @@ class CorrectionBackend(Protocol):
     name: str
 
     def correct(self, block: Block, hint: Hint | None) -> Correction: ...
-
-
-BACKENDS: dict[str, Callable[..., CorrectionBackend]] = {}
-
-
-def register(name: str):
-    """Class decorator: make a backend selectable as `questionnaire.correction.backend: <name>`."""
-
-    def wrap(cls):
-        cls.name = name
-        BACKENDS[name] = cls
-        return cls
-
-    return wrap
-
-
-def make_backend(name: str, params=None) -> CorrectionBackend:
-    from opinionbench.questionnaire.correct import codebook, none, openai_compat  # noqa: F401  (registration)
-
-    if name not in BACKENDS:
-        raise ConfigError(f"questionnaire.correction.backend: unknown backend {name!r} (known: {', '.join(sorted(BACKENDS))})")
-    return BACKENDS[name](params)

@@ -9,11 +9,17 @@ questionnaire is the better source of the wording, the codebook only a spell-che
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
-from opinionbench.questionnaire.correct.base import Correction, Hint, register
+from opinionbench.questionnaire.correct import corrections
+from opinionbench.questionnaire.correct.base import Correction, Hint
 from opinionbench.questionnaire.segment import Block
+
+if TYPE_CHECKING:
+    from opinionbench.config import CorrectionParams
 
 SAME_WORDS_MIN_RATIO = 60.0  # fuzz.ratio of the joined characters for a replaced run of words
 OPTION_MATCH_MIN_RATIO = 70.0
@@ -75,11 +81,11 @@ def align_text(ocr: str, truth: str) -> tuple[str, int]:
     return " ".join(out), fixes
 
 
-@register("codebook")
+@corrections.register("codebook")
 class CodebookCorrection:
     name = "codebook"
 
-    def __init__(self, params=None) -> None:
+    def __init__(self, params: CorrectionParams | None = None) -> None:
         self.params = params
 
     def correct(self, block: Block, hint: Hint | None) -> Correction:

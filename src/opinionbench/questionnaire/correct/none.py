@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from opinionbench.questionnaire.correct.base import Correction, Hint, register
+from typing import TYPE_CHECKING
+
+from opinionbench.questionnaire.correct import corrections
+from opinionbench.questionnaire.correct.base import Correction, Hint
 from opinionbench.questionnaire.segment import Block
 
+if TYPE_CHECKING:
+    from opinionbench.config import CorrectionParams
 
-@register("none")
+
+@corrections.register("none")
 class NoCorrection:
     name = "none"
 
-    def __init__(self, params=None) -> None:
+    def __init__(self, params: CorrectionParams | None = None) -> None:
         self.params = params
 
     def correct(self, block: Block, hint: Hint | None) -> Correction:

@@ -6,21 +6,29 @@ quoted data and the system prompt says to never follow instructions in it; whate
 returns is still validated by pydantic here and then by the drift guard. Every request/reply is
 stored in the content-addressed cache, so a rerun replays without the endpoint. The API key is
 read from the environment variable named in params and appears in no log, cache entry or output.
+The client, and so the retry policy (Retry-After, capped backoff with jitter), is the one
+inference uses (`models.openai_client`): both talk to the same kind of endpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opinionbench.errors import one_line
+from opinionbench.models.openai_client import api_key, make_client
 from opinionbench.questionnaire.cache import LLMCache, request_key
-from opinionbench.questionnaire.correct.base import Correction, Hint, register
+from opinionbench.questionnaire.correct import corrections
+from opinionbench.questionnaire.correct.base import Correction, Hint
 from opinionbench.questionnaire.errors import CorrectionError
 from opinionbench.questionnaire.segment import Block
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+    from opinionbench.config import CorrectionParams
 
 SYSTEM_PROMPT = (
     "You correct OCR errors in one survey question from a Pew Research Center questionnaire. "
@@ -70,30 +78,21 @@ def parse_reply(text: str, where: str) -> CorrectedQuestion:
                               f"{'.'.join(map(str, first['loc'])) or 'top level'})") from None
 
 
-def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-@register("openai")
+@corrections.register("openai")
 class OpenAICorrection:
     name = "openai"
 
-    def __init__(self, params) -> None:
+    def __init__(self, params: CorrectionParams) -> None:
         self.params = params
         self.cache = LLMCache(params.cache_dir)
-        self._client = None
+        self._client: OpenAI | None = None
 
-    def client(self):
+    def client(self) -> OpenAI:
+        """Built on the first cache miss only: a full replay needs neither the endpoint nor a key."""
         if self._client is None:
-            from openai import OpenAI
-
-            key = os.environ.get(self.params.api_key_env) or "no-key-set"  # local servers accept any key
-            self._client = OpenAI(base_url=self.params.base_url, api_key=key, timeout=self.params.timeout, max_retries=0)
+            key = api_key(self.params.api_key_env, required=False, where="questionnaire.correction")
+            self._client = make_client(self.params.base_url, key=key, timeout=self.params.timeout,
+                                       max_retries=self.params.max_retries)
         return self._client
 
     def request(self, block: Block, hint: Hint | None) -> dict:
@@ -107,25 +106,19 @@ class OpenAICorrection:
         }
 
     def _call(self, request: dict, where: str) -> str:
+        """The endpoint's reply text; a failure left after the client's retries is one CorrectionError."""
         import openai
 
-        attempts = self.params.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                reply = self.client().chat.completions.create(**request)
-                return reply.choices[0].message.content or ""
-            except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-                    openai.InternalServerError) as exc:
-                if attempt == attempts - 1:
-                    kind = type(exc).__name__
-                    raise CorrectionError(f"{where}: {self.params.base_url}: {kind} after {attempts} attempts "
-                                          f"({one_line(exc)[:160]})") from None
-                delay = _retry_after(exc)
-                time.sleep(delay if delay is not None else self.params.backoff * 2 ** attempt)
-            except openai.APIStatusError as exc:
-                raise CorrectionError(f"{where}: {self.params.base_url}: HTTP {exc.status_code} "
-                                      f"({one_line(exc)[:160]})") from None
-        raise AssertionError("unreachable")
+        try:
+            reply = self.client().chat.completions.create(**request)
+        except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
+                openai.InternalServerError) as exc:
+            raise CorrectionError(f"{where}: {self.params.base_url}: {type(exc).__name__} after "
+                                  f"{self.params.max_retries + 1} attempts ({one_line(exc)[:160]})") from None
+        except openai.APIStatusError as exc:
+            raise CorrectionError(f"{where}: {self.params.base_url}: HTTP {exc.status_code} "
+                                  f"({one_line(exc)[:160]})") from None
+        return reply.choices[0].message.content or ""
 
     def correct(self, block: Block, hint: Hint | None) -> Correction:
         request = self.request(block, hint)

@@ -1,4 +1,8 @@
-"""Option letters and option-order permutations.
+"""How options and distributions are written in prompts: letters, option orders, the JSON of a distribution.
+
+Why a module of its own, below both elicit/ and steering/: the methods letter the asked
+question's options, and few-shot steering writes other questions' options and true
+distributions the same way, so the two must share one definition without importing each other.
 
 Models prefer the label "A" whatever it labels. Presenting the options in k cyclic orders
 (shift 0..k-1) and averaging the distributions mapped back to the original order removes

@@ -7,19 +7,22 @@
   questions with as many options (never the question itself): what "knowing the group's
   general leanings" scores without reading the question.
 
-Each is a pure function of the dataset's two tables and the cells to predict, returning a
-predictions frame with the `opinionbench.tables.PREDICTION_COLUMNS` schema (method
-`baseline`, steering `none`; rows for Overall and every requested group).
+Each is a pure function of the dataset's two tables and the cells to predict
+(`opinionbench.inference.cells`), returning a predictions frame with the
+`opinionbench.tables.PREDICTION_COLUMNS` schema (method `baseline`, steering `none`; rows for
+Overall and every requested group), registered by name in `baselines_registry`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from opinionbench.inference import baselines_registry
+from opinionbench.inference.cells import Cell
 from opinionbench.similarity import SimilarQuestions
 from opinionbench.tables import OVERALL
 
@@ -28,25 +31,6 @@ BASELINE_STEERING = "none"
 BASELINE_REVISION = "v1"
 
 
-def cells_to_predict(distributions: pd.DataFrame, qkeys: Sequence[str],
-                     groups: Mapping[str, Sequence[str]] | None) -> pd.DataFrame:
-    """(qkey, attribute, group) for Overall plus the requested groups that the data has.
-
-    `groups` maps attribute -> group names (e.g. {"POLPARTY": ["Republican", "Democrat"]});
-    None means every group in the distributions table. A group the dataset does not have for a
-    question is simply not a cell (there is no truth to compare with).
-    """
-    frame = distributions[distributions["qkey"].isin(set(qkeys))][["qkey", "attribute", "group"]]
-    is_overall = frame["attribute"] == OVERALL
-    if groups is None:
-        wanted = ~is_overall
-    else:
-        pairs = {(a, g) for a, names in groups.items() for g in names}
-        wanted = pd.Series([(a, g) in pairs for a, g in zip(frame["attribute"], frame["group"])], index=frame.index)
-    out = frame[is_overall | wanted].drop_duplicates()
-    order = {q: i for i, q in enumerate(qkeys)}
-    return out.assign(_o=out["qkey"].map(order), _ov=~(out["attribute"] == OVERALL)).sort_values(
-        ["_o", "_ov", "attribute", "group"], kind="stable").drop(columns=["_o", "_ov"]).reset_index(drop=True)
 
 
 def _frame(cells: pd.DataFrame, probs: list, errors: list, name: str, dataset: str, params: str) -> pd.DataFrame:
@@ -73,6 +57,7 @@ def _truth(distributions: pd.DataFrame) -> dict[tuple[str, str, str], np.ndarray
         ["qkey", "attribute", "group", "probs"]].itertuples(index=False)}
 
 
+@baselines_registry.register("uniform")
 def uniform(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
             dataset: str, k: int = 5) -> pd.DataFrame:
     n_options = dict(zip(questions["qkey"], questions["options"].map(len)))
@@ -80,6 +65,7 @@ def uniform(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.Data
     return _frame(cells, probs, [None] * len(cells), "uniform", dataset, "")
 
 
+@baselines_registry.register("overall-prior")
 def overall_prior(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
                   dataset: str, k: int = 5) -> pd.DataFrame:
     truth = _truth(distributions)
@@ -91,6 +77,7 @@ def overall_prior(questions: pd.DataFrame, distributions: pd.DataFrame, cells: p
     return _frame(cells, probs, errors, "overall-prior", dataset, "")
 
 
+@baselines_registry.register("similar-questions")
 def similar_questions(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
                       dataset: str, k: int = 5, similar: SimilarQuestions | None = None) -> pd.DataFrame:
     similar = similar or SimilarQuestions(questions)
@@ -111,18 +98,8 @@ def similar_questions(questions: pd.DataFrame, distributions: pd.DataFrame, cell
     return _frame(cells, probs, errors, "similar-questions", dataset, f"k={k}")
 
 
-BASELINES: dict[str, Callable[..., pd.DataFrame]] = {
-    "uniform": uniform,
-    "overall-prior": overall_prior,
-    "similar-questions": similar_questions,
-}
-
-
 def baseline_predictions(name: str, questions: pd.DataFrame, distributions: pd.DataFrame,
-                         cells: pd.DataFrame, dataset: str, k: int = 5) -> pd.DataFrame:
-    """Predictions of baseline `name` for `cells` (see `cells_to_predict`)."""
-    if name not in BASELINES:
-        from opinionbench.errors import ConfigError
-
-        raise ConfigError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
-    return BASELINES[name](questions, distributions, cells, dataset, k=k)
+                         cells: Sequence[Cell], dataset: str, k: int = 5) -> pd.DataFrame:
+    """Predictions of baseline `name` for `cells` (see `opinionbench.inference.cells.cells_to_predict`)."""
+    frame = pd.DataFrame(list(cells), columns=["qkey", "attribute", "group"])
+    return baselines_registry.get(name)(questions, distributions, frame, dataset, k=k)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -19,12 +20,9 @@ import pandas as pd  # noqa: E402
 
 from opinionbench.io import atomic_path, write_json, write_text  # noqa: E402
 
-LEADERBOARD_COLUMNS = [
-    "entry", "kind", "model", "method", "steering", "calibrated", "temperature", "n_questions", "n_scored",
-    "failed_rate", "rep_overall", "rep_overall_lo", "rep_overall_hi", "tv_overall", "tv_overall_lo",
-    "tv_overall_hi", "js_overall", "rep_groups", "rep_groups_lo", "rep_groups_hi", "tv_groups", "tv_groups_lo",
-    "tv_groups_hi", "rep_worst_group", "worst_group", "js_groups", "js_skew", "most_similar_group",
-]
+if TYPE_CHECKING:
+    from opinionbench.scoring.leaderboard import DatasetEvaluation
+
 # (column, header, higher is better) shown in the Markdown leaderboard, each with its interval.
 SHOWN = [
     ("rep_overall", "Representativeness (public) ↑", True),
@@ -34,15 +32,6 @@ SHOWN = [
 ]
 METRIC_KEYS = ["rep_overall", "tv_overall", "rep_groups", "tv_groups", "rep_worst_group", "js_groups", "js_skew",
                "failed_rate", "temperature"]
-
-
-def leaderboard_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows in a stable order: models (best group representativeness first), then references."""
-    frame = pd.DataFrame(rows).reindex(columns=LEADERBOARD_COLUMNS)
-    frame["_ref"] = frame["kind"].eq("reference")
-    frame["_score"] = frame["rep_groups"].fillna(frame["rep_overall"]).fillna(-frame["tv_groups"])
-    frame = frame.sort_values(["_ref", "_score", "entry"], ascending=[True, False, True], kind="stable")
-    return frame.drop(columns=["_ref", "_score"]).reset_index(drop=True)
 
 
 def _cell(row: pd.Series, column: str) -> str:
@@ -85,6 +74,37 @@ def write_leaderboard(directory: Path, dataset: str, frame: pd.DataFrame, confid
     write_text(frame.to_csv(index=False), csv)
     write_text(leaderboard_markdown(dataset, frame, confidence, extra), md)
     return [csv, md]
+
+
+def write_dataset_report(out_dir: Path, result: DatasetEvaluation, confidence: float) -> list[Path]:
+    """A dataset's leaderboard (CSV + Markdown), its side tables (CSV) and figures (PNG), written
+    under `out_dir/{leaderboards,figures}`; returns every file written, leaderboard CSV and Markdown first."""
+    dataset, board = result.dataset, result.board
+    extra = [("Steerability (OpinionQA): best persona format per group vs unsteered, same groups",
+              result.steerability_summary),
+             ("Steerability per group (best persona format)", result.steerability),
+             ("Knowledge-to-simulation gap: TV(sequence)/TV(verbalized) − 1", result.k2s),
+             ("Temperature scaling on held-out questions (before → after)", result.calibration)]
+    written = write_leaderboard(out_dir / "leaderboards", dataset, board, confidence, extra)
+    for name, table in (("steerability", result.steerability), ("k2s_gap", result.k2s),
+                        ("calibration", result.calibration)):
+        if len(table):
+            path = out_dir / "leaderboards" / f"{dataset}_{name}.csv"
+            table.to_csv(path, index=False)
+            written.append(path)
+    figures = out_dir / "figures"
+    drawn = [leaderboard_figure(dataset, board, confidence, figures / f"{dataset}_leaderboard.png")]
+    if not result.group_heatmap.empty:
+        drawn.append(heatmap_figure(dataset, result.group_heatmap.sort_index(), figures / f"{dataset}_group_heatmap.png"))
+    if result.curves:
+        drawn.append(reliability_figure(dataset, result.curves, figures / f"{dataset}_reliability.png"))
+    return written + drawn
+
+
+def leaderboards_index(leaderboards: dict[str, pd.DataFrame]) -> str:
+    """The leaderboards folder's README.md: one link per dataset."""
+    lines = ["# Leaderboards\n"] + [f"- [{d}]({d}.md): {len(b)} rows" for d, b in leaderboards.items()]
+    return "\n".join(lines) + "\n"
 
 
 def dvc_metrics(leaderboards: dict[str, pd.DataFrame]) -> dict:
@@ -191,7 +211,7 @@ def heatmap_figure(dataset: str, table: pd.DataFrame, path: Path) -> Path:
 
 def _temperature_label(temperature: float) -> str:
     """Legend text; a T at the top of the search range means "as flat as possible", not a real fit."""
-    from opinionbench.calibrate import LOG_T_BOUNDS
+    from opinionbench.scoring.calibrate import LOG_T_BOUNDS
 
     if math.isfinite(temperature) and math.log(temperature) >= LOG_T_BOUNDS[1] - 1e-3:
         return f"scaled (T={temperature:.0f}, search bound: ≈ uniform)"

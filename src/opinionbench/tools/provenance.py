@@ -13,12 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from opinionbench.config import BuildParams, QuestionnaireParams, load_params
+    from opinionbench.config import BuildParams, QuestionnaireParams, load
     from opinionbench.questionnaire.provenance import page_crop
     from opinionbench.tables import TableError, read_table
 
-    build, params = load_params("build", "questionnaire", path=args.params)
-    assert isinstance(build, BuildParams) and isinstance(params, QuestionnaireParams)
+    build, params = load(BuildParams, args.params), load(QuestionnaireParams, args.params)
     questions = read_table(build.out_dir / "questions.parquet", ["qkey", "question", "text_source"])
     if "provenance" not in questions.columns:
         raise TableError(f"{build.out_dir / 'questions.parquet'}: no provenance column (rerun `dvc repro build`)")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from opinionbench import metrics
+from opinionbench.scoring import metrics
 from opinionbench.tables import OVERALL, TableError, read_dataset
 
 UNSTEERED = "none"

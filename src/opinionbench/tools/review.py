@@ -15,14 +15,13 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from opinionbench.config import QuestionnaireParams, load_params
+    from opinionbench.config import QuestionnaireParams, load
     from opinionbench.io import write_text
     from opinionbench.questionnaire.provenance import corrected_path
     from opinionbench.questionnaire.review import load_reviews, review_queue
     from opinionbench.tables import read_table
 
-    (params,) = load_params("questionnaire", path=args.params)
-    assert isinstance(params, QuestionnaireParams)
+    params = load(QuestionnaireParams, args.params)
     frames = []
     for wave in params.pdfs:
         path = corrected_path(params.out_dir, wave)

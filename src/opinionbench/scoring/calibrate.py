@@ -8,13 +8,14 @@ rows: a question's groups must not leak between the split halves), then applied 
 held-out questions, where before/after is reported.
 
 Temperature scaling of p: softmax(log p / T). T > 1 flattens, T < 1 sharpens; zero-probability
-options (and the zero padding of `opinionbench.metrics.pad_rows`) stay at zero.
+options (and the zero padding of `opinionbench.scoring.metrics.pad_rows`) stay at zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -22,7 +23,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
-from opinionbench.metrics import total_variation
+from opinionbench.io import read_structured
+from opinionbench.scoring.evaluation import PredictionFile, Truth, pair_predictions
+from opinionbench.scoring.metrics import pad_rows, total_variation
 
 Objective = Literal["tv", "cross_entropy"]
 LOG_T_BOUNDS = (-5.0, 5.0)  # T in [0.0067, 148]: far beyond any useful temperature
@@ -132,3 +135,85 @@ def reliability_curve(pred: Sequence[ArrayLike], target: Sequence[ArrayLike], bi
                                    count=("predicted", "size")).reset_index()
     out["bin_low"], out["bin_high"] = edges[out["bin"]], edges[out["bin"] + 1]
     return out
+
+
+def fit_predictions(predictions: pd.DataFrame, truth: Truth, steering: str, source: str, calibration: set[str],
+                    objective: Objective) -> tuple[CalibrationResult, int] | None:
+    """T of one predictions file, fitted on its rows among the calibration questions, with the
+    number of rows scored; None when none of its scored rows is a calibration question."""
+    pairs = pair_predictions(predictions, truth, steering, source)
+    if pairs.empty or not set(pairs["qkey"]) & calibration:
+        return None
+    result, _ = calibrate(pad_rows(pairs["pred"]), pad_rows(pairs["probs"]), pairs["qkey"].tolist(), calibration,
+                          objective)
+    return result, len(pairs)
+
+
+def apply_temperature(predictions: pd.DataFrame, temperature: float) -> pd.DataFrame:
+    """The predictions with T applied to every answered row; failed rows keep their empty `probs`."""
+    frame = predictions.copy()
+    probs = [np.asarray(p, dtype=float) for p in frame["probs"]]
+    ok = np.flatnonzero(~frame["failed"].astype(bool).to_numpy())
+    if ok.size:
+        scaled = temperature_scale(pad_rows([probs[i] for i in ok]), temperature)
+        for j, i in enumerate(ok):
+            probs[i] = scaled[j, : len(probs[i])]
+    frame["probs"] = [[float(x) for x in p] for p in probs]
+    return frame
+
+
+def at_search_bound(temperature: float) -> bool:
+    """A T at either end of the search range is the fit asking for uniform or argmax, not a real optimum."""
+    return bool(min(abs(np.log(temperature) - b) for b in LOG_T_BOUNDS) < 1e-3)
+
+
+def report_entry(result: CalibrationResult, rows_scored: int) -> dict:
+    """One file's record in the calibrate report (`calibrate.report`)."""
+    return {**{k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.__dict__.items() if k != "objective"},
+            "temperature_at_search_bound": at_search_bound(result.temperature), "rows_scored": int(rows_scored)}
+
+
+def read_temperatures(path: Path) -> dict[tuple[str, str, str], float]:
+    """(dataset, model, steering) → T from the calibrate report; empty when nothing was calibrated."""
+    if not Path(path).exists():
+        return {}
+    report = read_structured(path, kind="json")
+    return {(d, m, s): float(r["temperature"]) for d, entry in report.get("datasets", {}).items()
+            for m, by_steering in entry.get("runs", {}).items() for s, r in by_steering.items()}
+
+
+CALIBRATION_COLUMNS = ["model", "steering", "temperature", "heldout_questions", "tv_before", "rep_before", "tv_after",
+                       "rep_after"]
+
+
+def calibration_table(scored: dict[PredictionFile, pd.DataFrame], frames: dict[PredictionFile, pd.DataFrame],
+                      truth: Truth, temperatures: dict[tuple[str, str, str], float],
+                      bins: int) -> tuple[pd.DataFrame, dict[str, tuple[pd.DataFrame, pd.DataFrame, float]]]:
+    """Before/after on the held-out questions, and the reliability curves, per calibrated file.
+
+    "Before" is the raw file restricted to the questions its calibrated twin was scored on, so
+    both sides of every comparison cover the same held-out questions.
+    """
+    rows, curves = [], {}
+    raw = {(f.model, f.steering): f for f in scored if f.method == "logprobs" and not f.calibrated}
+    for f, after in scored.items():
+        if not f.calibrated or (f.model, f.steering) not in raw:
+            continue
+        before_file = raw[(f.model, f.steering)]
+        held = set(frames[f]["qkey"])
+        before = scored[before_file][scored[before_file]["qkey"].isin(held)]
+        row = {"model": f.model, "steering": f.steering, "temperature": temperatures.get((f.dataset, f.model, f.steering)),
+               "heldout_questions": len(held)}
+        for name, frame in (("before", before), ("after", after)):
+            row[f"tv_{name}"] = float(frame["tv"].mean()) if len(frame) else float("nan")
+            row[f"rep_{name}"] = float(frame["representativeness"].mean()) if len(frame) else float("nan")
+        rows.append(row)
+        pairs_before = pair_predictions(frames[before_file][frames[before_file]["qkey"].isin(held)], truth,
+                                        f.steering, str(before_file.path))
+        pairs_after = pair_predictions(frames[f], truth, f.steering, str(f.path))
+        if len(pairs_before) and len(pairs_after):
+            curves[f"{f.model} · {f.steering}"] = (
+                reliability_curve(list(pairs_before["pred"]), list(pairs_before["probs"]), bins),
+                reliability_curve(list(pairs_after["pred"]), list(pairs_after["probs"]), bins),
+                row["temperature"] if row["temperature"] is not None else float("nan"))
+    return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS), curves
