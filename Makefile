@@ -20,3 +20,18 @@ test: setup
 
 test-fast: setup
 	python -m pytest -q -m "not slow and not integration"
+
+# The full real build (118 Pew ATP waves beside the project, in $(SHARED)), as a DVC experiment:
+# no sample questionnaire or reviews; baselines on every question and group; SmolLM2 logprobs
+# (steering none) on OpinionQA's 15 waves. Time and peak memory measured: README "Real ATP data".
+SHARED ?= ../shared
+OPINIONQA_WAVES := [W26,W27,W29,W32,W34,W36,W41,W42,W43,W45,W49,W50,W54,W82,W92]
+.PHONY: repro-atp
+repro-atp: setup
+	dvc exp run -n atp-full \
+	  -S data.waves_dir=$(SHARED)/data/atp \
+	  -S data.survey_details=$(SHARED)/data/opinionqa_xl/survey-details.json \
+	  -S '~questionnaire.pdfs.W900' -S questionnaire.reviews=null \
+	  -S infer.questions.n=null -S 'infer.questions.waves=$(OPINIONQA_WAVES)' \
+	  -S infer.groups=null -S infer.baselines_on_all=true \
+	  -S 'infer.methods=[logprobs]' -S 'infer.steerings=[none]'

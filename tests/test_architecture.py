@@ -22,9 +22,9 @@ PACKAGE = REPO / "src" / "opinionbench"
 # Layers, low → high: a module may import its own layer or a lower one, never a higher one.
 LAYERS: list[set[str]] = [
     {"errors", "io", "registry", "config", "tables", "__init__"},
-    # "sample": the synthetic wave; "embedded": the bundled model; "similarity", "prompting":
+    # "sample": the synthetic wave; "embedded": the bundled model; "neighbours", "prompting":
     # shared by models/steering/elicit, so below all of them.
-    {"survey", "questionnaire", "datasets", "models", "sample", "embedded", "similarity", "prompting"},
+    {"survey", "questionnaire", "datasets", "models", "sample", "embedded", "neighbours", "prompting"},
     {"steering"},
     {"elicit"},
     {"inference"},

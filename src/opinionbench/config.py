@@ -1,6 +1,6 @@
 """The pydantic models of params.yaml: the one place configuration is parsed and validated.
 
-Each stage validates only the sections it declares in dvc.yaml (`load_params("build")`), so a
+Each stage validates only the sections it declares in dvc.yaml (`load(BuildParams)`), so a
 typo in one section never stops an unrelated stage, and every error names the exact key.
 """
 
@@ -119,7 +119,8 @@ class QuestionnaireParams(Section):
     psm: int = Field(6, ge=3, le=13, description="tesseract page segmentation mode")
     workers: int = Field(2, ge=1, le=64, description="OCR processes (pages in parallel)")
     ocr_cache_dir: DataPath = Field(Path("data/cache/ocr"), description="finished pages, so a killed OCR resumes")
-    reviews: Path = Field(Path("data/reviews/corrections.yaml"), description="reviewed corrections, applied last")
+    reviews: Path | None = Field(Path("data/reviews/corrections.yaml"),
+                                 description="reviewed corrections, applied last; null = none (e.g. real waves)")
     provenance_dir: DataPath = Path("data/provenance")
     correction: CorrectionParams = Field(default_factory=CorrectionParams)
 
@@ -281,11 +282,17 @@ class InferParams(Section):
         default_factory=lambda: ["logprobs", "verbalized", "sequence"])
     steerings: list[Annotated[str, AfterValidator(_steering)]] = Field(
         default_factory=lambda: ["none", "persona", "few-shot"])
-    groups: dict[str, list[str]] = Field(default_factory=lambda: {"POLPARTY": ["Republican", "Democrat"]},
-                                         description="attribute -> groups steered to (names as in distributions)")
+    groups: dict[str, list[str]] | None = Field(default_factory=lambda: {"POLPARTY": ["Republican", "Democrat"]},
+                                                description="attribute -> groups steered to (names as in "
+                                                            "distributions); null = every group of the dataset")
     persona_style: Literal["bio", "portray"] = "bio"
     k_shots: int = Field(3, ge=1, le=20, description="few-shot examples (similar questions)")
     k_similar: int = Field(5, ge=1, le=50, description="neighbours averaged by the similar-questions baseline")
+    neighbours_k: int = Field(50, ge=1, le=1000, description="neighbours kept per question by stage `neighbours` "
+                              "(filters beyond them fall back to an exact row)")
+    neighbours_dir: DataPath = Field(Path("data/neighbours"), description="<dataset>.parquet: the top-k table")
+    baselines_on_all: bool = Field(False, description="baselines predict every question of the dataset, "
+                                   "not only the `questions` sample (they are cheap)")
     combine: Literal["sum", "max"] = Field("sum", description="'A' and ' A' letter tokens: sum (SubPOP) or max (OpinionQA)")
     option_orders: int = Field(2, ge=1, le=26, description="cyclic option orders averaged (label-bias control)")
     sequence: SequenceParams = Field(default_factory=SequenceParams)
@@ -293,6 +300,9 @@ class InferParams(Section):
     chunk_size: int = Field(16, ge=1, le=10_000, description="cells per written chunk")
     retry_failed: bool = Field(False, description="recompute rows recorded as failed instead of keeping them")
     seed: int = 0
+
+    def neighbours_path(self) -> Path:
+        return self.neighbours_dir / f"{self.dataset}.parquet"
 
 
 class ValidateParams(Section):
@@ -384,6 +394,3 @@ def load(section: type[S], path: Path = DEFAULT_PARAMS) -> S:
     assert isinstance(value, section)
     return value
 
-
-def load_params(*names: str, path: Path = DEFAULT_PARAMS) -> tuple[Section, ...]:
-    return tuple(load_section(n, path) for n in names)

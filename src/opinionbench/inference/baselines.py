@@ -18,12 +18,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from opinionbench.inference import baselines_registry
 from opinionbench.inference.cells import Cell
-from opinionbench.similarity import SimilarQuestions
+from opinionbench.neighbours import Neighbours, load_neighbours
 from opinionbench.tables import OVERALL
 
 BASELINE_METHOD = "baseline"
@@ -53,13 +55,14 @@ def _frame(cells: pd.DataFrame, probs: list, errors: list, name: str, dataset: s
 
 
 def _truth(distributions: pd.DataFrame) -> dict[tuple[str, str, str], np.ndarray]:
-    return {(q, a, g): np.asarray(p, dtype=float) for q, a, g, p in distributions[
-        ["qkey", "attribute", "group", "probs"]].itertuples(index=False)}
+    d = distributions  # .tolist(): element-wise iteration of Arrow-backed string columns is slow
+    return {(q, a, g): np.asarray(p, dtype=float) for q, a, g, p in
+            zip(d["qkey"].tolist(), d["attribute"].tolist(), d["group"].tolist(), d["probs"].tolist())}
 
 
 @baselines_registry.register("uniform")
 def uniform(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
-            dataset: str, k: int = 5) -> pd.DataFrame:
+            dataset: str, k: int = 5, neighbours: Path | None = None) -> pd.DataFrame:
     n_options = dict(zip(questions["qkey"], questions["options"].map(len)))
     probs = [np.full(n_options[q], 1.0 / n_options[q]) for q in cells["qkey"]]
     return _frame(cells, probs, [None] * len(cells), "uniform", dataset, "")
@@ -67,7 +70,7 @@ def uniform(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.Data
 
 @baselines_registry.register("overall-prior")
 def overall_prior(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
-                  dataset: str, k: int = 5) -> pd.DataFrame:
+                  dataset: str, k: int = 5, neighbours: Path | None = None) -> pd.DataFrame:
     truth = _truth(distributions)
     probs, errors = [], []
     for q in cells["qkey"]:
@@ -79,27 +82,32 @@ def overall_prior(questions: pd.DataFrame, distributions: pd.DataFrame, cells: p
 
 @baselines_registry.register("similar-questions")
 def similar_questions(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
-                      dataset: str, k: int = 5, similar: SimilarQuestions | None = None) -> pd.DataFrame:
-    similar = similar or SimilarQuestions(questions)
+                      dataset: str, k: int = 5, neighbours: Path | None = None) -> pd.DataFrame:
+    similar = load_neighbours(neighbours, questions)
     truth = _truth(distributions)
     has_group: dict[tuple[str, str], set[str]] = {}
     for q, a, g in truth:
         has_group.setdefault((a, g), set()).add(q)
     probs, errors = [], []
-    for q, a, g in cells[["qkey", "attribute", "group"]].itertuples(index=False):
-        neighbours = similar.most_similar(q, k, same_option_count=True, allowed=has_group.get((a, g), set()))
+    nobody: set[str] = set()
+    for q, a, g in zip(cells["qkey"].tolist(), cells["attribute"].tolist(), cells["group"].tolist()):
+        neighbours = similar.most_similar(q, k, same_option_count=True, allowed=has_group.get((a, g), nobody))
         if not neighbours:
             probs.append(None)
             errors.append(f"{q}/{a}/{g}: no other question with as many options has this group's distribution")
             continue
-        mean = np.mean([truth[(n, a, g)] for n in neighbours], axis=0)
+        mean = sum(truth[(n, a, g)] for n in neighbours) / len(neighbours)  # a few small arrays: faster than stacking
         probs.append(mean / mean.sum())
         errors.append(None)
     return _frame(cells, probs, errors, "similar-questions", dataset, f"k={k}")
 
 
 def baseline_predictions(name: str, questions: pd.DataFrame, distributions: pd.DataFrame,
-                         cells: Sequence[Cell], dataset: str, k: int = 5) -> pd.DataFrame:
-    """Predictions of baseline `name` for `cells` (see `opinionbench.inference.cells.cells_to_predict`)."""
+                         cells: Sequence[Cell], dataset: str, k: int = 5,
+                         neighbours: Path | None = None) -> pd.DataFrame:
+    """Predictions of baseline `name` for `cells` (see `opinionbench.inference.cells.cells_to_predict`).
+
+    `neighbours`: the `neighbours` stage's table (built in memory when None or absent).
+    """
     frame = pd.DataFrame(list(cells), columns=["qkey", "attribute", "group"])
-    return baselines_registry.get(name)(questions, distributions, frame, dataset, k=k)
+    return baselines_registry.get(name)(questions, distributions, frame, dataset, k=k, neighbours=neighbours)

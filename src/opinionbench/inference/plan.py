@@ -33,7 +33,8 @@ def run_steerings(backend: Backend, model: str, method: str, infer: InferParams,
                   progress: bool = True) -> Iterator[tuple[str, RunSummary]]:
     """One predictions table per `infer.steerings` entry, each yielded as soon as it is written."""
     settings = method_settings(infer)
-    data = SteeringData(questions, distributions, k_shots=infer.k_shots, persona_style=infer.persona_style)
+    data = SteeringData(questions, distributions, k_shots=infer.k_shots, persona_style=infer.persona_style,
+                        neighbours=infer.neighbours_path())
     for steering in infer.steerings:
         run = InferenceRun(
             backend, method, steering, questions, data, settings, dataset=infer.dataset,

@@ -53,7 +53,7 @@ def questionnaire_record(row: pd.Series) -> dict:
     }
 
 
-def attach_questionnaire_text(questions: pd.DataFrame, corrected_files: dict[str, Path], reviews: Path) -> pd.DataFrame:
+def attach_questionnaire_text(questions: pd.DataFrame, corrected_files: dict[str, Path], reviews: Path | None) -> pd.DataFrame:
     """The build's questions table with questionnaire wording, `text_source` and `provenance`."""
     out = questions.copy()
     records: dict[str, dict] = {}

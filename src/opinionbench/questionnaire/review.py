@@ -37,8 +37,10 @@ class ReviewEntry(BaseModel):
     reason: str
 
 
-def load_reviews(path: Path) -> list[ReviewEntry]:
-    """The reviewed corrections; none when the file does not exist yet (nothing reviewed)."""
+def load_reviews(path: Path | None) -> list[ReviewEntry]:
+    """The reviewed corrections; none when no file is configured or it does not exist yet (nothing reviewed)."""
+    if path is None:
+        return []
     path = Path(path)
     if not path.exists():
         return []
@@ -68,7 +70,7 @@ def review_record(entry: ReviewEntry, before: str | list[str]) -> dict:
             "date": entry.date.isoformat(), "reason": entry.reason}
 
 
-def apply_reviews(questions: pd.DataFrame, entries: list[ReviewEntry], source: Path) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+def apply_reviews(questions: pd.DataFrame, entries: list[ReviewEntry], source: Path | None) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
     """Reviewed values written over the table; returns it and, per qkey, the review records."""
     out = questions.copy()
     index = {k: i for i, k in zip(out.index, out["qkey"])}

@@ -21,9 +21,10 @@ def run(args: argparse.Namespace) -> int:
     from opinionbench.inference.predictions import prediction_path, write_predictions
 
     infer = load(InferParams, args.params)
-    questions, distributions, qkeys = select_questions(infer)
+    questions, distributions, qkeys = select_questions(infer, every_question=infer.baselines_on_all)
     cells = cells_to_predict(distributions, qkeys, infer.groups)
-    frame = baseline_predictions(args.name, questions, distributions, cells, infer.dataset, k=infer.k_similar)
+    frame = baseline_predictions(args.name, questions, distributions, cells, infer.dataset, k=infer.k_similar,
+                                 neighbours=infer.neighbours_path())
     path = prediction_path(infer.dataset, args.name, BASELINE_METHOD, BASELINE_STEERING, infer.out_dir)
     write_predictions(frame, path)
     print(f"{args.name}: {len(frame)} cells ({int(frame['failed'].sum())} failed) -> {path}")

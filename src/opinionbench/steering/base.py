@@ -7,12 +7,14 @@ is here: the `Context` they return and the `SteeringData` they may draw on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from opinionbench.errors import ConfigError
-from opinionbench.similarity import SimilarQuestions
+from opinionbench.neighbours import Neighbours, load_neighbours
 from opinionbench.steering import steerings
 from opinionbench.tables import OVERALL
 
@@ -29,19 +31,37 @@ class Context:
 
 
 class SteeringData:
-    """The dataset a steering may draw on (few-shot needs other questions' true distributions)."""
+    """The dataset a steering may draw on (few-shot needs other questions' true distributions).
+
+    The truth lookup and the neighbours table are loaded on first use: an unsteered or persona
+    run over the whole real build never pays for them.
+    """
 
     def __init__(self, questions: pd.DataFrame, distributions: pd.DataFrame, *, k_shots: int = 3,
-                 persona_style: str = "bio") -> None:
+                 persona_style: str = "bio", neighbours: Path | None = None) -> None:
         self.questions = questions.set_index("qkey", drop=False)
-        self.truth = {(q, a, g): np.asarray(p, dtype=float) for q, a, g, p in
-                      distributions[["qkey", "attribute", "group", "probs"]].itertuples(index=False)}
-        self.with_group: dict[tuple[str, str], set[str]] = {}
-        for q, a, g in self.truth:
-            self.with_group.setdefault((a, g), set()).add(q)
-        self.similar = SimilarQuestions(questions)
+        self._distributions = distributions
+        self._neighbours_path = neighbours
         self.k_shots = k_shots
         self.persona_style = persona_style
+
+    @cached_property
+    def truth(self) -> dict[tuple[str, str, str], np.ndarray]:
+        d = self._distributions
+        return {(q, a, g): np.asarray(p, dtype=float) for q, a, g, p in
+                zip(d["qkey"].tolist(), d["attribute"].tolist(), d["group"].tolist(), d["probs"].tolist())}
+
+    @cached_property
+    def with_group(self) -> dict[tuple[str, str], set[str]]:
+        out: dict[tuple[str, str], set[str]] = {}
+        d = self._distributions
+        for q, a, g in zip(d["qkey"].tolist(), d["attribute"].tolist(), d["group"].tolist()):
+            out.setdefault((a, g), set()).add(q)
+        return out
+
+    @cached_property
+    def similar(self) -> Neighbours:
+        return load_neighbours(self._neighbours_path, self.questions.reset_index(drop=True))
 
 
 def steer(name: str, data: SteeringData, qkey: str, attribute: str, group: str) -> Context:

@@ -1,6 +1,6 @@
 """Few-shot steering: the group's TRUE distributions on k similar questions, never the question itself.
 
-Neighbours come from `opinionbench.similarity` (the same ranking the similar-questions baseline
+Neighbours come from `opinionbench.neighbours` (the same ranking the similar-questions baseline
 uses), restricted to questions for which the dataset has that group's distribution.
 """
 
