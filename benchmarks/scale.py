@@ -124,6 +124,7 @@ def main() -> int:
     parser.add_argument("--dataset-dir", type=Path, required=True,
                         help="directory with questions.parquet + distributions.parquet (a validated real build)")
     parser.add_argument("--skip-model", action="store_true", help="baselines and neighbours only")
+    parser.add_argument("--skip-baselines", action="store_true", help="the model runs only (growth)")
     parser.add_argument("--threads", type=int, default=None, help=f"models.{MODEL_NAME}.threads (default: params.yaml)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects (their logs) and print where")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and params, run nothing")
@@ -141,15 +142,16 @@ def main() -> int:
     project = root / "project"
     (project / "data").mkdir(parents=True)
     plan: list[tuple[str, int | str, list[str]]] = []  # (stage, questions, command)
-    params = write_params(project, "neighbours", dataset_dir, None, [], args.threads)
-    plan.append(("neighbours", total, fill(NEIGHBOURS_CMD, params=str(params))))
-    for n in SIZES:
-        params = write_params(project, f"similar-{n}", dataset_dir, n, ["similar-questions"], args.threads)
-        plan.append(("baseline similar-questions", min(n, total),
-                     fill(BASELINE_CMD, params=str(params), name="similar-questions")))
-    params = write_params(project, "baselines-all", dataset_dir, None, BASELINES_ALL, args.threads)
-    for name in BASELINES_ALL:
-        plan.append((f"baseline {name}", total, fill(BASELINE_CMD, params=str(params), name=name)))
+    if not args.skip_baselines:
+        params = write_params(project, "neighbours", dataset_dir, None, [], args.threads)
+        plan.append(("neighbours", total, fill(NEIGHBOURS_CMD, params=str(params))))
+        for n in SIZES:
+            params = write_params(project, f"similar-{n}", dataset_dir, n, ["similar-questions"], args.threads)
+            plan.append(("baseline similar-questions", min(n, total),
+                         fill(BASELINE_CMD, params=str(params), name="similar-questions")))
+        params = write_params(project, "baselines-all", dataset_dir, None, BASELINES_ALL, args.threads)
+        for name in BASELINES_ALL:
+            plan.append((f"baseline {name}", total, fill(BASELINE_CMD, params=str(params), name=name)))
     if not args.skip_model:
         for n in SIZES:
             params = write_params(project, f"model-{n}", dataset_dir, n, [], args.threads)
@@ -159,8 +161,9 @@ def main() -> int:
     if args.dry_run:
         for stage, n, cmd in plan:
             print(f"[{stage} | {n}] (cd {project} && {shlex.join(cmd)})")
-        infer = yaml.safe_load((project / "params-similar-100.yaml").read_text())["infer"]
-        print("infer section of params-similar-100.yaml: " + yaml.safe_dump(infer, default_flow_style=True).strip())
+        first = sorted(project.glob("params-*.yaml"))[0]
+        infer = yaml.safe_load(first.read_text())["infer"]
+        print(f"infer section of {first.name}: " + yaml.safe_dump(infer, default_flow_style=True).strip())
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)

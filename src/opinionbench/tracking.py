@@ -180,6 +180,7 @@ class Tracker:
         self.secrets = secret_values(names=secret_names)
         self.lineage = git_lineage()
         self._experiment: str | None = None
+        self._inputs: dict[int, tuple[pd.DataFrame, Any]] = {}
         try:
             mlflow.set_tracking_uri(self.uri)
         except Exception as exc:
@@ -233,11 +234,23 @@ class Tracker:
             if data is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    dataset = mlflow.data.from_pandas(data, source=str(data_source or ""), name=data_name)
+                    dataset = self._input(data, data_source, data_name)
                     mlflow.log_input(dataset, context="evaluation")
                 mlflow.set_tag("dataset.digest", dataset.digest)
             self.log_artifacts(artifacts)
             return run.info.run_id
+
+    def _input(self, data: pd.DataFrame, source: Path | None, name: str) -> Any:
+        """The MLflow dataset of `data`, made once per frame: MLflow infers its schema row by row
+        (minutes for the 640k cells of the real build), and every run of a dataset logs the same frame."""
+        cached = self._inputs.get(id(data))
+        if cached is None or cached[0] is not data:
+            dataset = self.mlflow.data.from_pandas(data, source=str(source or ""), name=name)
+            # `schema` is a cached_property: set it from a sample (same column types, the same
+            # schema) so MLflow does not walk every row's lists; digest and row count stay whole.
+            dataset.__dict__["schema"] = self.mlflow.models.infer_signature(data.head(1000)).inputs
+            cached = self._inputs[id(data)] = (data, dataset)
+        return cached[1]
 
     def log_artifacts(self, artifacts: Mapping[Path, str]) -> None:
         """Scrubbed copies of local files into the active run, `artifacts` mapping file → folder.
