@@ -107,12 +107,9 @@ def score_pairs(pairs: pd.DataFrame, truth: Truth, source: str) -> pd.DataFrame:
         row = pairs.iloc[bad[0]]
         raise TableError(f"{source}: {row['qkey']}/{row.get('attribute', '')}/{row.get('group', '')}: "
                          f"{widths[bad[0]]} probabilities for {expected[bad[0]]} options")
-    p = metrics.pad_rows(pairs["pred"])
-    q = metrics.pad_rows(pairs["probs"])
-    x = metrics.pad_rows([truth.ordinal[k] for k in pairs["qkey"]], fill=np.nan)
-    return pairs.drop(columns=["pred", "probs"]).assign(
-        tv=metrics.total_variation(p, q), wasserstein=metrics.wasserstein(p, q, x),
-        representativeness=metrics.representativeness(p, q, x), js_similarity=metrics.jensen_shannon(p, q))
+    scores = metrics.row_scores(pairs["pred"].tolist(), pairs["probs"].tolist(),
+                                [truth.ordinal[k] for k in pairs["qkey"].tolist()])
+    return pairs.drop(columns=["pred", "probs"]).assign(**{m: scores[m] for m in ROW_METRICS})
 
 
 def pair_predictions(predictions: pd.DataFrame, truth: Truth, steering: str, source: str) -> pd.DataFrame:

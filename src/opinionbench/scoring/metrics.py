@@ -30,7 +30,7 @@ from scipy.spatial.distance import jensenshannon
 __all__ = [
     "pad_rows", "total_variation", "wasserstein", "representativeness", "jensen_shannon",
     "jensen_shannon_skew", "steerability", "knowledge_to_simulation_gap", "bootstrap_means",
-    "bootstrap_ci", "group_reference",
+    "bootstrap_ci", "group_reference", "row_scores",
 ]
 
 
@@ -183,6 +183,30 @@ def bootstrap_ci(values: ArrayLike, n_boot: int = 1000, seed: int = 0,
     return float(low), float(high)
 
 
+ROW_CHUNK = 100_000  # rows scored at once: bounded memory on the real build (millions of group pairs)
+
+
+def row_scores(pred: Sequence[ArrayLike], target: Sequence[ArrayLike], ordinal: Sequence[ArrayLike],
+               chunk: int = ROW_CHUNK) -> dict[str, np.ndarray]:
+    """tv, wasserstein, representativeness and js_similarity of each (pred, target, ordinal) row.
+
+    Vectorised over chunks of rows, each padded to its own widest row, so memory stays
+    O(chunk x options) however many rows there are (every metric is a per-row formula).
+    """
+    n = len(pred)
+    out = {m: np.empty(n, dtype=float) for m in ("tv", "wasserstein", "representativeness", "js_similarity")}
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        p = pad_rows(pred[start:stop])
+        q = pad_rows(target[start:stop])
+        x = pad_rows(ordinal[start:stop], fill=np.nan)
+        out["tv"][start:stop] = total_variation(p, q)
+        out["wasserstein"][start:stop] = wasserstein(p, q, x)
+        out["representativeness"][start:stop] = representativeness(p, q, x)
+        out["js_similarity"][start:stop] = jensen_shannon(p, q)
+    return out
+
+
 def group_reference(truth: pd.DataFrame, ordinal: dict[str, ArrayLike]) -> pd.DataFrame:
     """Humans as a reference model: each group's distribution scored against every other group.
 
@@ -196,8 +220,7 @@ def group_reference(truth: pd.DataFrame, ordinal: dict[str, ArrayLike]) -> pd.Da
     pairs = pairs[pairs["group"] != pairs["group_source"]].reset_index(drop=True)
     if pairs.empty:
         return pairs.assign(representativeness=[], tv=[])
-    p = pad_rows(pairs["probs_source"])
-    q = pad_rows(pairs["probs"])
-    x = pad_rows([ordinal[k] for k in pairs["qkey"]], fill=np.nan)
+    scores = row_scores(pairs["probs_source"].tolist(), pairs["probs"].tolist(),
+                        [ordinal[k] for k in pairs["qkey"].tolist()])
     return pairs.drop(columns=["probs", "probs_source"]).assign(
-        representativeness=representativeness(p, q, x), tv=total_variation(p, q))
+        representativeness=scores["representativeness"], tv=scores["tv"])
