@@ -100,6 +100,8 @@ def toy_crowd(data: SteeringData, qkey: str, attribute: str, group: str) -> Cont
 @pytest.fixture
 def toys(monkeypatch):
     for registry in (backends, methods, steerings):
+        for name in registry.names():  # load the built-ins first: the copy below must hold them
+            registry.get(name)
         monkeypatch.setattr(registry, "_items", dict(registry._items))
     backends.register("toy")(ToyBackend)
     methods.register("toy-first-letter")(TOY_METHOD)
@@ -195,3 +197,34 @@ def test_validating_models_and_choosing_the_openai_backend_never_import_torch(tm
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_question_with_more_options_than_letters_is_a_recorded_failure(toys, sample_dataset, tmp_path, monkeypatch):
+    """Real waves hold coded lists of up to 29 options (validation allows 30): such a question
+    must become a failed row naming why, not crash the request hashing of the whole run, and
+    few-shot steering must never pick it as an example."""
+    questions = pd.read_parquet(sample_dataset / "questions.parquet")
+    distributions = pd.read_parquet(sample_dataset / "distributions.parquet")
+    wide = questions["qkey"].iloc[0]
+    options = [f"Option {i}" for i in range(27)]
+    questions["options"] = [options if q == wide else list(o) for q, o in zip(questions["qkey"], questions["options"])]
+    questions["ordinal"] = [list(map(float, range(1, 28))) if q == wide else list(o)
+                            for q, o in zip(questions["qkey"], questions["ordinal"])]
+    is_wide = distributions["qkey"] == wide
+    distributions.loc[is_wide, "probs"] = pd.Series([[1 / 27] * 27] * int(is_wide.sum()),
+                                                    index=distributions.index[is_wide])
+    root = tmp_path / "wide"
+    write_parquet(questions, root / "questions.parquet")
+    write_parquet(distributions, root / "distributions.parquet")
+    monkeypatch.chdir(tmp_path)
+    params = _params(tmp_path, root)
+    raw = yaml.safe_load(params.read_text())
+    raw["infer"].update({"questions": {"n": None}, "methods": ["logprobs"], "steerings": ["none", "few-shot"]})
+    params.write_text(yaml.safe_dump(raw))
+    assert main(["--params", str(params), "infer", "--model", "toy", "--method", "logprobs", "--no-progress"]) == 0
+    none = read_predictions(prediction_path("sample", "toy", "logprobs", "none", Path("data/predictions")))
+    row = none.set_index("qkey").loc[wide]
+    assert row["failed"] and "27 options" in row["error"]
+    assert not none[none["qkey"] != wide]["failed"].any()
+    data = SteeringData(questions, distributions, k_shots=len(questions))
+    assert wide not in data.example_pool("POLPARTY", "Republican")

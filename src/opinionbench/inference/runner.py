@@ -68,7 +68,11 @@ class InferenceRun:
         return Item(qkey, attribute, group, str(row["question"]), tuple(str(o) for o in row["options"]), context)
 
     def request_hash(self, item: Item) -> str:
-        prompts = [p.messages for p in self.method.prompts(item, self.settings)]
+        try:
+            check_options(item.qkey, item.options)
+            prompts = [p.messages for p in self.method.prompts(item, self.settings)]
+        except QuestionError as exc:  # not askable (e.g. > 26 options): hashed by what is wrong, recorded as failed
+            prompts = [str(exc)]
         key = [self.backend.model_id, self.backend.revision, self.method_name, asdict(self.settings), prompts]
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from opinionbench.errors import ConfigError
 from opinionbench.neighbours import Neighbours, load_neighbours
+from opinionbench.prompting import LETTERS
 from opinionbench.steering import steerings
 from opinionbench.tables import OVERALL
 
@@ -44,6 +45,7 @@ class SteeringData:
         self._neighbours_path = neighbours
         self.k_shots = k_shots
         self.persona_style = persona_style
+        self._pools: dict[tuple[str, str], set[str]] = {}
 
     @cached_property
     def truth(self) -> dict[tuple[str, str, str], np.ndarray]:
@@ -58,6 +60,20 @@ class SteeringData:
         for q, a, g in zip(d["qkey"].tolist(), d["attribute"].tolist(), d["group"].tolist()):
             out.setdefault((a, g), set()).add(q)
         return out
+
+    def example_pool(self, attribute: str, group: str) -> set[str]:
+        """Questions that can serve as a few-shot example for this group: it has their distribution,
+        and they can be shown as a lettered list (2 to 26 options)."""
+        key = (attribute, group)
+        if key not in self._pools:
+            askable = self._askable
+            self._pools[key] = {q for q in self.with_group.get(key, set()) if q in askable}
+        return self._pools[key]
+
+    @cached_property
+    def _askable(self) -> set[str]:
+        n_options = self.questions["options"].map(len)
+        return set(self.questions["qkey"][(n_options >= 2) & (n_options <= len(LETTERS))].tolist())
 
     @cached_property
     def similar(self) -> Neighbours:

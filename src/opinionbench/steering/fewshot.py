@@ -17,7 +17,7 @@ TEMPLATES = ("fewshot.txt", "fewshot_example.txt", "groups.yaml")
 
 def examples(data: SteeringData, qkey: str, attribute: str, group: str) -> list[str]:
     """qkeys of the k examples: most similar first, the question itself excluded."""
-    return data.similar.most_similar(qkey, data.k_shots, allowed=data.with_group.get((attribute, group), set()))
+    return data.similar.most_similar(qkey, data.k_shots, allowed=data.example_pool(attribute, group))
 
 
 @steerings.register("few-shot")
