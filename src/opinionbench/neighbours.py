@@ -235,21 +235,18 @@ class Neighbours:
             cached = self._masks[id(allowed)] = (allowed, mask)
         return cached[1]
 
-    def _mask(self, positions: np.ndarray, i: int, same_option_count: bool, allowed: set[str] | None) -> np.ndarray:
-        keep = positions != i
-        if same_option_count:
-            keep &= self.n_options[positions] == self.n_options[i]
-        if allowed is not None:
-            keep &= self._allowed(allowed)[positions]
-        return keep
+    def _same_scale(self, positions: np.ndarray, i: int) -> np.ndarray:
+        """`positions` whose question has as many options as question i."""
+        return positions[self.n_options[positions] == self.n_options[i]]
 
     def _full_ranking(self, i: int, same_option_count: bool) -> np.ndarray:
         """Every other question ranked for question i (kept for the last question asked: callers go
         question by question, group by group, so the groups of one question share it)."""
         if self._ranked is None or self._ranked[:2] != (i, same_option_count):
             sims = self.similarity_row(self.qkeys[i])
-            everyone = np.arange(len(self.qkeys))
-            candidates = everyone[self._mask(everyone, i, same_option_count, None)]
+            candidates = np.delete(np.arange(len(self.qkeys)), i)
+            if same_option_count:
+                candidates = self._same_scale(candidates, i)
             self._ranked = (i, same_option_count, _rank_row(sims, candidates, len(candidates)))
         return self._ranked[2]
 
@@ -259,7 +256,7 @@ class Neighbours:
         if self._prefix is None or self._prefix[:2] != (i, same_option_count):
             positions = self._neighbour[self._start[i]:self._stop[i]]
             if same_option_count:
-                positions = positions[self.n_options[positions] == self.n_options[i]]
+                positions = self._same_scale(positions, i)
             self._prefix = (i, same_option_count, positions)
         return self._prefix[2]
 

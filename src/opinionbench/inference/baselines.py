@@ -26,7 +26,7 @@ import pandas as pd
 from opinionbench.inference import baselines_registry
 from opinionbench.inference.cells import Cell
 from opinionbench.neighbours import Neighbours, load_neighbours
-from opinionbench.tables import OVERALL
+from opinionbench.tables import OVERALL, truth_by_cell
 
 BASELINE_METHOD = "baseline"
 BASELINE_STEERING = "none"
@@ -54,12 +54,6 @@ def _frame(cells: pd.DataFrame, probs: list, errors: list, name: str, dataset: s
     })
 
 
-def _truth(distributions: pd.DataFrame) -> dict[tuple[str, str, str], np.ndarray]:
-    d = distributions  # .tolist(): element-wise iteration of Arrow-backed string columns is slow
-    return {(q, a, g): np.asarray(p, dtype=float) for q, a, g, p in
-            zip(d["qkey"].tolist(), d["attribute"].tolist(), d["group"].tolist(), d["probs"].tolist())}
-
-
 @baselines_registry.register("uniform")
 def uniform(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
             dataset: str, k: int = 5, neighbours: Path | None = None) -> pd.DataFrame:
@@ -71,7 +65,7 @@ def uniform(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.Data
 @baselines_registry.register("overall-prior")
 def overall_prior(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
                   dataset: str, k: int = 5, neighbours: Path | None = None) -> pd.DataFrame:
-    truth = _truth(distributions)
+    truth = truth_by_cell(distributions)
     probs, errors = [], []
     for q in cells["qkey"]:
         p = truth.get((q, OVERALL, OVERALL))
@@ -84,7 +78,7 @@ def overall_prior(questions: pd.DataFrame, distributions: pd.DataFrame, cells: p
 def similar_questions(questions: pd.DataFrame, distributions: pd.DataFrame, cells: pd.DataFrame,
                       dataset: str, k: int = 5, neighbours: Path | None = None) -> pd.DataFrame:
     similar = load_neighbours(neighbours, questions)
-    truth = _truth(distributions)
+    truth = truth_by_cell(distributions)
     has_group: dict[tuple[str, str], set[str]] = {}
     for q, a, g in truth:
         has_group.setdefault((a, g), set()).add(q)

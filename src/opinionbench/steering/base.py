@@ -17,7 +17,7 @@ from opinionbench.errors import ConfigError
 from opinionbench.neighbours import Neighbours, load_neighbours
 from opinionbench.prompting import LETTERS
 from opinionbench.steering import steerings
-from opinionbench.tables import OVERALL
+from opinionbench.tables import OVERALL, truth_by_cell
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,7 @@ class SteeringData:
 
     @cached_property
     def truth(self) -> dict[tuple[str, str, str], np.ndarray]:
-        d = self._distributions
-        return {(q, a, g): np.asarray(p, dtype=float) for q, a, g, p in
-                zip(d["qkey"].tolist(), d["attribute"].tolist(), d["group"].tolist(), d["probs"].tolist())}
+        return truth_by_cell(self._distributions)
 
     @cached_property
     def with_group(self) -> dict[tuple[str, str], set[str]]:
