@@ -34,4 +34,6 @@ repro-atp: setup
 	  -S '~questionnaire.pdfs.W900' -S questionnaire.reviews=null \
 	  -S infer.questions.n=null -S 'infer.questions.waves=$(OPINIONQA_WAVES)' \
 	  -S infer.groups=null -S infer.baselines_on_all=true \
-	  -S 'infer.methods=[logprobs]' -S 'infer.steerings=[none]'
+	  -S 'infer.methods=[logprobs]' -S 'infer.steerings=[none]' \
+	  -S audit.release=$(SHARED)/data/opinionqa_xl/opinionqa-xl.json \
+	  -S audit.group_counts=$(SHARED)/data/distributional_alignment/opinions_qa/data/human_resp

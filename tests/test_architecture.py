@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"errors", "io", "registry", "config", "tables", "__init__"},
     # "sample": the synthetic wave; "embedded": the bundled model; "neighbours", "prompting":
     # shared by models/steering/elicit, so below all of them.
-    {"survey", "questionnaire", "datasets", "models", "sample", "embedded", "neighbours", "prompting"},
+    {"survey", "questionnaire", "datasets", "models", "sample", "embedded", "neighbours", "prompting", "audit"},
     {"steering"},
     {"elicit"},
     {"inference"},

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from opinionbench.survey import load_wave
-from opinionbench.survey.codebook import is_refusal, ordinal_values, strip_code_prefix
+from opinionbench.survey.answer_classes import answer_class
+from opinionbench.survey.codebook import ordinal_values, strip_code_prefix
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +69,25 @@ def test_wave_metadata_from_the_file(wave):
 
 
 @pytest.mark.parametrize(
-    "label,expected",
-    [("Refused", True), ("Don't know", True), ("Don’t know/Refused", True), ("(VOL) Don't know/Refused", True),
-     ("DK/Ref", True), ("No answer", True), ("Not sure", False), ("Never", False), ("Neither", False),
-     ("Don't even have enough to meet basic expenses", False)],
+    "label,code,expected",
+    [("Refused", 99, "refused"), ("Refused all items in set", 99, "refused"), ("Don’t know/Refused", 99, "dont_know"),
+     ("(VOL) Don't know/Refused", 9, "dont_know"), ("DK/Ref", 9, "dont_know"), ("DK-refused to lean", 8, "dont_know"),
+     ("No answer", 99, "no_answer"), ("Don't know", 98, "dont_know"), ("DK/Not sure", 999, "dont_know"),
+     # offered on the web questionnaire (an ordinary code; "Not sure" whatever its code): an answer
+     ("Don't know", 4, "substantive"), ("Not sure", 5, "substantive"), ("Not sure", 98, "substantive"),
+     # answers that start like a refusal (PWMAN2_W49, NGHBRSUPP16_W23, RELFAV_a_W114)
+     ("Don’t know what that is", 1, "substantive"), ("Don't know who people in my community supported", 4, "substantive"),
+     ("Don’t know enough to say", 6, "substantive"), ("Don't know what we are doing", 98, "substantive"),
+     ("Never", 3, "substantive"), ("None", 5, "substantive"), ("Don't even have enough to meet basic expenses", 3, "substantive")],
 )
-def test_refusal_labels(label, expected):
-    assert is_refusal(label) is expected
+def test_answer_classes_pew(label, code, expected):
+    assert answer_class(label, code) == expected
+
+
+@pytest.mark.parametrize("label", ["Don't know/Refused", "Not sure", "Don't know", "No answer", "Refused all items in set"])
+def test_opinionqa_convention_removes_only_refused(label):
+    assert answer_class(label, 99, "opinionqa") == "substantive"
+    assert answer_class("Refused", 99, "opinionqa") == "refused"
 
 
 def test_code_prefix_variants():

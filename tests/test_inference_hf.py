@@ -23,7 +23,7 @@ from opinionbench.elicit import methods
 from opinionbench.elicit.base import MethodSettings
 from opinionbench.elicit.logprobs import candidates, letter_probabilities
 from opinionbench.elicit.verbalized import ReplyError, parse_distribution
-from opinionbench.inference.predictions import check_alignment, read_predictions
+from opinionbench.inference.predictions import check_alignment, read_predictions, run_metadata
 from opinionbench.inference.cells import cells_to_predict, sample_questions
 from opinionbench.inference.runner import InferenceRun
 from opinionbench.io import write_parquet
@@ -190,6 +190,11 @@ def test_a_rerun_reuses_what_was_computed_and_computes_only_new_cells(smollm2, s
     assert (second.computed, second.reused) == (1, 2)
     kept = after[after["qkey"].isin(three[:2])].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, before.reset_index(drop=True))
+    # The file says how it was made and what it cost: compute seconds add up over the resumed runs.
+    made, remade = run_metadata(before), run_metadata(after)
+    assert made["method"] == "logprobs" and made["method.option_orders"] == 1 and made["model_id"] == smollm2.model_id
+    assert (made["cells"], remade["cells"], remade["failures"]) == (2, 3, 0)
+    assert 0 < made["infer_seconds"] < remade["infer_seconds"]
 
 
 def test_a_question_with_one_option_is_a_recorded_failure_and_the_others_go_on(smollm2, sample, two_qkeys, tmp_path):

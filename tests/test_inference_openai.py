@@ -154,3 +154,17 @@ def test_an_endpoint_answering_500_or_garbage_is_a_recorded_failure_and_nothing_
     for q in three[:2]:  # the rows computed with the good endpoint are all still there
         np.testing.assert_array_equal(by_q.loc[q, "probs"], before.set_index("qkey").loc[q, "probs"])
     assert SECRET not in error
+
+
+def test_extra_body_reaches_the_engine_and_changes_the_revision(llama_server, monkeypatch):
+    """`extra_body` (here llama.cpp's GBNF `grammar`) is sent with every request; the backend's
+    revision names it, so cached cells made without it are not reused."""
+    from opinionbench.models.base import GenerationRequest, Prompt
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    constrained = _backend(llama_server, extra_body={"grammar": 'root ::= "maybe" | "perhaps"'})
+    plain = _backend(llama_server)
+    prompt = Prompt((("user", "Answer yes or no: is the sky blue?"),))
+    [texts] = constrained.generate([GenerationRequest(prompt, max_tokens=6, n=2, seed=1, temperature=1.0)])
+    assert all(t.strip() in {"maybe", "perhaps"} for t in texts), texts
+    assert constrained.revision.startswith(plain.revision + "+extra_body:") and constrained.revision != plain.revision

@@ -53,6 +53,13 @@ def test_group_counts_match_the_published_distributional_alignment_data(shared_d
     assert checked >= 15
 
 
+def test_a_reason_that_begins_like_dont_know_is_an_answer(atp_dir):
+    """PWMAN2_W49: "Don't know what that is" is the second reason Democrats give; not a refusal."""
+    questions = load_wave(atp_dir / "W49.sav").questions.set_index("qkey")
+    assert "Don’t know what that is" in list(questions.loc["PWMAN2_W49", "options"])
+    assert list(questions.loc["PWMAN2_W49", "refusal_options"]) == ["Refused"]
+
+
 def test_ordinal_of_a_neither_scale_matches_opinionqa(atp_dir):
     wave = load_wave(atp_dir / "W54.sav")
     assert list(wave.questions.set_index("qkey").loc["ECON5_d_W54", "ordinal"]) == [1.0, 2.0, 3.0, 4.0, 2.5]

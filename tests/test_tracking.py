@@ -134,3 +134,25 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     sequence = children[children["tags.mlflow.runName"] == "toy · sequence · none"].iloc[0]
     local = Path(client.download_artifacts(sequence["run_id"], "predictions", str(tmp_path / "dl2")))
     assert (pd.read_parquet(local / "none.parquet")["raw_reply"] == "echo ***").all()
+
+    # The leaderboard's cross-entry numbers on the runs they belong to, under fixed names.
+    assert sequence["metrics.k2s_gap"] == pytest.approx(verbalized["metrics.k2s_gap"])
+    unscaled = children[children["tags.mlflow.runName"] == "toy · logprobs · none"].iloc[0]
+    assert unscaled["metrics.calibration_tv_after"] < unscaled["metrics.calibration_tv_before"]
+    assert persona["metrics.steerability"] > 0
+    assert children["params.evaluate.bootstrap"].notna().all() and children["params.evaluate.seed"].notna().all()
+    assert (children["tags.mlflow.source.git.commit"] == head).all()
+    # The experiment opens on the runs table (classic model development), not the GenAI overview.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+    # Evaluate again with nothing changed: no run is added. A changed predictions file is one new run.
+    assert main(["evaluate"]) == 0
+    assert len(mlflow.search_runs([experiment.experiment_id], output_format="pandas")) == len(runs)
+    changed = root / "data/predictions/sample/toy/verbalized/none.parquet"
+    frame = pd.read_parquet(changed)
+    frame.loc[0, "raw_reply"] = "another reply"
+    frame.to_parquet(changed)
+    assert main(["evaluate"]) == 0
+    again = mlflow.search_runs([experiment.experiment_id], output_format="pandas")
+    assert len(again) == len(runs) + 2  # the changed entry and its execution's parent run
+    assert set(again.loc[~again["run_id"].isin(runs["run_id"]), "tags.mlflow.runName"]) >= {"toy · verbalized · none"}

@@ -16,6 +16,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from opinionbench.errors import ConfigError
 
+AnswerConvention = Literal["pew", "opinionqa"]  # survey/answer_classes.py: which labels are non-answers
+
 if TYPE_CHECKING:
     from opinionbench.models.base import BackendSettings
 
@@ -82,7 +84,25 @@ DataPath = Annotated[Path, AfterValidator(_inside_data_dir)]
 
 class BuildParams(Section):
     workers: int = Field(2, ge=1, le=64)
+    answer_classes: AnswerConvention = Field(
+        "pew", description="which answers are non-answers: pew (refused, no answer, volunteered don't know) "
+        "| opinionqa (only 'Refused'); rules in resources/answer_classes.yaml"
+    )
+    release_text: list[Literal["label_truncated", "wording_differs"]] = Field(
+        default_factory=list, description="audit statuses whose question text is taken from the audited release "
+        "(text_source: release); needs audit.release"
+    )
     out_dir: DataPath = Path("data/build")
+
+
+class AuditParams(Section):
+    """Published datasets checked against the microdata (`opinionbench audit`); null = not audited."""
+
+    release: Path | None = Field(None, description="a question set {wave: {qcode: {question, options}}}, "
+                                 "e.g. ../shared/data/opinionqa_xl/opinionqa-xl.json")
+    group_counts: Path | None = Field(None, description="OpinionQA's per-group counts (a directory of *_data.json), "
+                                      "e.g. ../shared/data/distributional_alignment/opinions_qa/data/human_resp")
+    out_dir: DataPath = Path("data/audit")
 
 
 class CorrectionParams(Section):
@@ -335,6 +355,7 @@ SECTIONS: dict[str, type[Section]] = {
     "data": DataParams,
     "validate": ValidateParams,
     "build": BuildParams,
+    "audit": AuditParams,
     "questionnaire": QuestionnaireParams,
     "datasets": DatasetsParams,
     "calibrate": CalibrateParams,

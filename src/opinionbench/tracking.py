@@ -15,6 +15,7 @@ replaced by `***`, so a key echoed into a reply or a path can never be stored.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -30,6 +31,7 @@ import pandas as pd
 
 from opinionbench.config import TrackingParams
 from opinionbench.errors import OpinionBenchError
+from opinionbench.inference.predictions import run_metadata
 from opinionbench.io import InputFileError, read_structured
 from opinionbench.scoring.evaluation import question_sample_digest
 
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
+# MLflow 3's UI opens an experiment on its GenAI overview (traces) unless its kind says otherwise;
+# these runs are model evaluations, compared in the runs table.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+RUN_KEY_TAG = "opinionbench.run_key"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CRED|AUTH)", re.IGNORECASE)
 REDACTED = "***"
 
@@ -101,7 +107,14 @@ def git_lineage(cwd: Path = Path(".")) -> dict[str, str]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"git.commit": commit or "unknown", "git.dirty": "unknown" if status is None else str(bool(status)).lower()}
+    tags = {"git.commit": commit or "unknown", "git.dirty": "unknown" if status is None else str(bool(status)).lower()}
+    if commit:
+        tags["mlflow.source.git.commit"] = commit  # what MLflow's UI shows as the run's source version
+    # `dvc exp run` exports these to the stages it runs: which experiment, on which baseline commit
+    for name in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
+        if os.environ.get(name):
+            tags[name] = os.environ[name]
+    return tags
 
 
 def dvc_lock_hashes(used: list[Path], lock: Path = Path("dvc.lock")) -> dict[str, str]:
@@ -192,15 +205,24 @@ class Tracker:
         try:
             found = client.get_experiment_by_name(name)
             if found is not None:
+                if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                    client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
                 return found.experiment_id
             location = None
             if self.own_store:
                 location = self.params.artifact_root.resolve().as_uri()  # beside mlflow.db, git-ignored
             return client.create_experiment(name, artifact_location=location,
-                                            tags={"opinionbench.dataset": dataset})
+                                            tags={"opinionbench.dataset": dataset, EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
         except Exception as exc:
             raise TrackingError(f"MLflow store {redact(self.uri, self.secrets)}: cannot open experiment {name}: "
                                 f"{str(exc).splitlines()[0]}") from None
+
+    def logged_keys(self, dataset: str) -> set[str]:
+        """Run keys already in the dataset's experiment: an entry logged once is not logged again."""
+        experiment_id = self._experiment_id(dataset)
+        runs = self.mlflow.MlflowClient().search_runs([experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` != ''",
+                                                      max_results=50_000)
+        return {run.data.tags[RUN_KEY_TAG] for run in runs if RUN_KEY_TAG in run.data.tags}
 
     @contextmanager
     def dataset(self, dataset: str, tags: Mapping[str, str]) -> Iterator[str]:
@@ -273,23 +295,83 @@ RUN_METRICS = ("rep_overall", "rep_overall_lo", "rep_overall_hi", "tv_overall", 
                "js_groups", "js_skew", "failed_rate", "n_questions")
 
 
+# What inference recorded in the predictions file (inference.predictions.run_metadata) that is a
+# cost, logged as metrics; everything else it recorded is logged as params (every knob it used).
+RUN_COST_METRICS = ("infer_seconds", "failures", "cells")
+
+
+def run_key(dataset: str, label: str, used_files: list[Path], settings: Mapping[str, Any],
+            metrics: Mapping[str, Any]) -> str:
+    """What makes a model run: its predictions and truth files (md5), the evaluation settings and
+    the numbers they gave. Equal keys mean the run is already in MLflow; any change is a new run."""
+    payload = {"dataset": dataset, "entry": label, "files": sorted(file_md5s(used_files).values()),
+               "settings": dict(sorted(settings.items())),
+               "metrics": {k: (round(float(v), 10) if isinstance(v, (int, float)) and pd.notna(v) else None)
+                           for k, v in sorted(metrics.items())}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def entry_metrics(item: DatasetEvaluation, f: Any) -> dict[str, float]:
+    """The leaderboard's cross-entry numbers that belong to this run: `steerability` (its model
+    and method, over steerings), `k2s_gap` (its model and steering, on sequence/verbalized runs),
+    `calibration_tv_before`/`calibration_tv_after` (its model and steering, on log-prob runs)."""
+    out: dict[str, float] = {}
+    method = f"{f.method}+T" if f.calibrated else f.method
+    steer = item.steerability
+    rows = steer[(steer["model"] == f.model) & (steer["method"] == method)] if len(steer) else steer
+    if len(rows):
+        out["steerability"] = float(rows["steerability"].iloc[0])
+    k2s = item.k2s
+    if f.method in ("sequence", "verbalized") and not f.calibrated and len(k2s):
+        rows = k2s[(k2s["model"] == f.model) & (k2s["steering"] == f.steering)]
+        if len(rows):
+            out["k2s_gap"] = float(rows["k2s_gap"].iloc[0])
+    calib = item.calibration
+    if f.method == "logprobs" and len(calib):
+        rows = calib[(calib["model"] == f.model) & (calib["steering"] == f.steering)]
+        if len(rows):
+            out["calibration_tv_before"] = float(rows["tv_before"].iloc[0])
+            out["calibration_tv_after"] = float(rows["tv_after"].iloc[0])
+    return out
+
+
 def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation], artifacts: dict[str, list[Path]],
-                   temperatures: dict[tuple[str, str, str], float], params_path: Path) -> str:
+                   temperatures: dict[tuple[str, str, str], float], params_path: Path,
+                   settings: Mapping[str, Any] | None = None) -> str:
     """One execution of the evaluate stage in MLflow: per dataset a parent run holding its
     leaderboards and figures (`artifacts[dataset]`), and a child run per predictions file named
-    by its leaderboard entry. Returns the line saying where the runs went."""
+    by its leaderboard entry — only for entries not already logged with the same predictions,
+    truth, evaluation `settings` and numbers (`run_key`), so re-running evaluate, or adding one
+    model, adds no duplicate runs. Returns the line saying what was logged where."""
     execution = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     tracker = Tracker(params, execution, declared_secret_names(params_path))
+    settings = dict(settings or {})
+    new = skipped = 0
     for item in evaluations:
         dataset = item.dataset
         by_label = {row["entry"]: row for row in item.board.to_dict("records")}
         used_data = [item.directory / "questions.parquet", item.directory / "distributions.parquet"]
         logged = item.truth.distributions[item.truth.distributions["qkey"].isin(item.asked)]
         written = {path: path.parent.name for path in artifacts[dataset]}
+        done = tracker.logged_keys(dataset)
+        pending = []
+        for f, frame in item.frames.items():
+            row = by_label.get(f.label, {})
+            recorded = run_metadata(frame)
+            metrics = {k: row.get(k) for k in RUN_METRICS} | entry_metrics(item, f) | {
+                k: recorded[k] for k in RUN_COST_METRICS if isinstance(recorded.get(k), (int, float))}
+            temperature = temperatures.get((dataset, f.model, f.steering)) if f.calibrated else None
+            key = run_key(dataset, f.label, [*used_data, f.path], settings | {"temperature": temperature}, metrics)
+            if key in done:
+                skipped += 1
+            else:
+                pending.append((f, frame, metrics, key))
+        if not pending:
+            continue
+        new += len(pending)
         with tracker.dataset(dataset, {"opinionbench.dataset": dataset,
                                        "question_sample": question_sample_digest(item.asked)}):
-            for f, frame in item.frames.items():
-                row = by_label.get(f.label, {})
+            for f, frame, metrics, key in pending:
                 run_params = {
                     "dataset": dataset, "model": f.model, "model_id": _unique(frame, "model_id"),
                     "model_revision": _unique(frame, "model_revision"), "method": f.method, "steering": f.steering,
@@ -298,15 +380,18 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
                     "question_sample": question_sample_digest(frame["qkey"]), "n_questions": frame["qkey"].nunique(),
                     "predictions_file": str(f.path),
                 }
+                run_params |= {k: v for k, v in run_metadata(frame).items() if k not in RUN_COST_METRICS and k not in run_params}
                 run_artifacts = dict(written)
                 if params.log_predictions:
                     run_artifacts[f.path] = "predictions"
-                tracker.log_run(run_name=f.label, params=run_params, metrics={k: row.get(k) for k in RUN_METRICS},
-                                tags={"opinionbench.role": "model-run", "opinionbench.entry": f.label},
+                tracker.log_run(run_name=f.label, params=run_params | {f"evaluate.{k}": v for k, v in settings.items()},
+                                metrics=metrics,
+                                tags={"opinionbench.role": "model-run", "opinionbench.entry": f.label, RUN_KEY_TAG: key},
                                 artifacts=run_artifacts, data=logged, data_source=item.directory, data_name=dataset,
                                 used_files=[*used_data, f.path])
             tracker.log_artifacts(written)  # on the parent run
-    return f"MLflow: {sum(len(i.frames) for i in evaluations)} runs logged to {tracker.uri} (execution {execution})"
+    return (f"MLflow: {new} runs logged to {tracker.uri} (execution {execution}); "
+            f"{skipped} unchanged entries already logged")
 
 
 def _unique(frame: pd.DataFrame, column: str) -> str:

@@ -28,6 +28,14 @@ def method_settings(infer: InferParams) -> MethodSettings:
     )
 
 
+def run_knobs(infer: InferParams) -> dict:
+    """The `infer:` knobs besides the method settings that shape a predictions table (recorded in it)."""
+    return {"infer.k_shots": infer.k_shots, "infer.persona_style": infer.persona_style,
+            "infer.groups": infer.groups, "infer.questions.n": infer.questions.n,
+            "infer.questions.seed": infer.questions.seed, "infer.questions.waves": list(infer.questions.waves),
+            "infer.chunk_size": infer.chunk_size, "infer.dataset": infer.dataset}
+
+
 def run_steerings(backend: Backend, model: str, method: str, infer: InferParams, questions: pd.DataFrame,
                   distributions: pd.DataFrame, qkeys: Sequence[str], *,
                   progress: bool = True) -> Iterator[tuple[str, RunSummary]]:
@@ -40,6 +48,6 @@ def run_steerings(backend: Backend, model: str, method: str, infer: InferParams,
             backend, method, steering, questions, data, settings, dataset=infer.dataset,
             out_path=prediction_path(infer.dataset, model, method, steering, infer.out_dir),
             parts_dir=infer.parts_dir / infer.dataset / model / method / steering,
-            chunk_size=infer.chunk_size, retry_failed=infer.retry_failed,
+            chunk_size=infer.chunk_size, retry_failed=infer.retry_failed, knobs=run_knobs(infer),
         )
         yield steering, run.run(cells_to_predict(distributions, qkeys, infer.groups, steering=steering), progress=progress)

@@ -37,8 +37,22 @@ def normalise_predictions(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["qkey", "attribute", "group"], kind="stable").reset_index(drop=True)
 
 
-def write_predictions(frame: pd.DataFrame, path: Path) -> None:
-    write_parquet(normalise_predictions(frame), Path(path))
+RUN_METADATA = "opinionbench"  # parquet metadata key (pandas `attrs`): what the run used and cost
+
+
+def write_predictions(frame: pd.DataFrame, path: Path, metadata: dict | None = None) -> None:
+    """The table, plus `metadata` (every knob the run used, its cost) in the file itself, so
+    whoever reads the predictions — evaluate, MLflow — knows how they were made, whatever
+    params.yaml says today."""
+    out = normalise_predictions(frame)
+    if metadata:
+        out.attrs[RUN_METADATA] = metadata
+    write_parquet(out, Path(path))
+
+
+def run_metadata(frame: pd.DataFrame) -> dict:
+    """What `write_predictions` recorded ({} for files written without it, e.g. by an older version)."""
+    return dict(frame.attrs.get(RUN_METADATA) or {})
 
 
 def read_predictions(path: Path) -> pd.DataFrame:

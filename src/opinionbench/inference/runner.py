@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -46,7 +48,8 @@ class InferenceRun:
 
     def __init__(self, backend: Backend, method: str, steering: str, questions: pd.DataFrame,
                  steering_data: SteeringData, settings: MethodSettings, *, dataset: str,
-                 out_path: Path, parts_dir: Path, chunk_size: int = 16, retry_failed: bool = False) -> None:
+                 out_path: Path, parts_dir: Path, chunk_size: int = 16, retry_failed: bool = False,
+                 knobs: Mapping[str, Any] | None = None) -> None:
         self.backend = backend
         self.method_name = method
         self.method = methods.get(method)
@@ -59,6 +62,7 @@ class InferenceRun:
         self.parts_dir = Path(parts_dir)
         self.chunk_size = chunk_size
         self.retry_failed = retry_failed
+        self.knobs = dict(knobs or {})  # the run's other settings (steering, sample), recorded with the predictions
 
     # -- what a cell asks -------------------------------------------------------------------
     def item(self, cell: Cell) -> Item:
@@ -117,20 +121,34 @@ class InferenceRun:
                     askable.append(k)
                 except QuestionError as exc:
                     rows.append(self._row(items[k], failed(str(exc)), hashes[k], self.template_hash(items[k])))
+            started = time.perf_counter()
             if askable:
                 results = self.method.run(self.backend, [items[k] for k in askable], self.settings)
                 rows += [self._row(items[k], r, hashes[k], self.template_hash(items[k])) for k, r in zip(askable, results)]
+            seconds = (time.perf_counter() - started) / max(len(rows), 1)
+            for row in rows:
+                row["seconds"] = seconds  # each cell's share of its chunk's time: costs add up across resumptions
             part = pd.DataFrame(rows)
             write_parquet(part, self.parts_dir / f"part-{hashes[chunk[0]][:16]}-{len(chunk)}.parquet")
             done.update({r["request_hash"]: r for r in rows})
             computed += len(chunk)
             bar.update(len(chunk))
         bar.close()
-        frame = pd.DataFrame([done[h] for h in hashes], columns=[*PREDICTION_COLUMNS, "request_hash"])
-        frame = frame.drop(columns=["request_hash"])
+        frame = pd.DataFrame([done[h] for h in hashes], columns=[*PREDICTION_COLUMNS, "request_hash", "seconds"])
+        seconds = float(pd.to_numeric(frame["seconds"], errors="coerce").fillna(0.0).sum())
+        frame = frame.drop(columns=["request_hash", "seconds"])
         if frame.empty:
             frame = pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS})
         frame["out_of_option_mass"] = frame["out_of_option_mass"].map(
             lambda v: math.nan if v is None else float(v)) if len(frame) else frame["out_of_option_mass"]
-        write_predictions(frame, self.out_path)
-        return RunSummary(len(items), computed, reused, int(frame["failed"].sum()) if len(frame) else 0, self.out_path)
+        failures = int(frame["failed"].sum()) if len(frame) else 0
+        write_predictions(frame, self.out_path, self.metadata(len(items), failures, seconds))
+        return RunSummary(len(items), computed, reused, failures, self.out_path)
+
+    def metadata(self, cells: int, failures: int, seconds: float) -> dict:
+        """Every knob that made these predictions, and what they cost (compute seconds of all
+        cells, summed over resumed executions)."""
+        return {"backend": type(self.backend).__name__, "model_id": self.backend.model_id,
+                "model_revision": self.backend.revision, "method": self.method_name, "steering": self.steering,
+                **{f"method.{k}": v for k, v in asdict(self.settings).items()}, **self.knobs,
+                "cells": cells, "failures": failures, "infer_seconds": round(seconds, 3)}

@@ -37,8 +37,10 @@ def convert_gguf(gguf: Path, cache_dir: Path) -> tuple[Path, str]:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config.architectures = [type(loaded).__name__]
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    fresh.load_state_dict(loaded.state_dict())
+    with torch.device("meta"):  # no second fp32 copy: the fresh model takes the loaded tensors
+        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict(), assign=True)
+    del loaded
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     fresh.save_pretrained(tmp)

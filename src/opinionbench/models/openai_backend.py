@@ -11,9 +11,11 @@ itself) and never logged or recorded.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import Field
 
@@ -43,6 +45,10 @@ class OpenAISettings(BackendSettings):
     response_format: ResponseFormat = Field(
         "json_schema", description="how the verbalized JSON schema is sent: json_schema (OpenAI, vLLM), "
                                    "json_object (llama.cpp server), none")
+    strict: bool = Field(True, description="json_schema sent with strict: true (OpenAI structured outputs)")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="engine-specific request fields merged into every request body, "
+        "e.g. vLLM's {structured_outputs: ...} or llama.cpp's {grammar: ...}; part of the request hash")
 
 
 @backends.register("openai")
@@ -51,7 +57,8 @@ class OpenAIBackend(Backend):
 
     def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None, revision: str | None = None,
                  concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 2, top_logprobs: int = 20,
-                 response_format: str = "json_schema") -> None:
+                 response_format: str = "json_schema", strict: bool = True,
+                 extra_body: dict[str, Any] | None = None) -> None:
         key = api_key(api_key_env, required=True, where=model)
         self.client = make_client(base_url, key=key, timeout=timeout_s, max_retries=max_retries)
         self.base_url = base_url
@@ -61,6 +68,11 @@ class OpenAIBackend(Backend):
         if response_format not in RESPONSE_FORMATS:
             raise ModelError(f"{model}: response_format {response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}")
         self.response_format = response_format
+        self.strict = strict
+        self.extra_body = dict(extra_body or {})
+        if self.extra_body:  # engine fields can change replies: they are part of what the cache keys on
+            digest = hashlib.sha256(json.dumps(self.extra_body, sort_keys=True).encode()).hexdigest()[:12]
+            self.revision = f"{self.revision}+extra_body:{digest}"
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
 
     def close(self) -> None:
@@ -78,6 +90,10 @@ class OpenAIBackend(Backend):
         text = str(exc).splitlines()[0] if str(exc) else ""
         return f"{self.base_url}: unusable reply ({type(exc).__name__}: {text[:160]})"
 
+    def _extra(self) -> dict[str, Any]:
+        """`extra_body` for the client (merged into the JSON body), only when the entry sets one."""
+        return {"extra_body": dict(self.extra_body)} if self.extra_body else {}
+
     def _guard(self, call: Callable[[A], R]) -> Callable[[A], R | Failure]:
         def wrapped(arg: A) -> R | Failure:
             try:
@@ -90,7 +106,7 @@ class OpenAIBackend(Backend):
         def one(prompt: Prompt) -> NextToken:
             reply = self.client.chat.completions.create(
                 model=self.model_id, messages=prompt.as_openai(), max_tokens=1, temperature=0.0,
-                logprobs=True, top_logprobs=self.top_logprobs,
+                logprobs=True, top_logprobs=self.top_logprobs, **self._extra(),
             )
             content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None
             if not content:
@@ -106,10 +122,10 @@ class OpenAIBackend(Backend):
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str] | Failure]:
         def one(request: GenerationRequest) -> list[str]:
-            extra = {}
+            extra = self._extra()
             if request.json_schema is not None and self.response_format == "json_schema":
-                extra["response_format"] = {"type": "json_schema",
-                                            "json_schema": {"name": "distribution", "schema": request.json_schema}}
+                extra["response_format"] = {"type": "json_schema", "json_schema": {
+                    "name": "distribution", "schema": request.json_schema, "strict": self.strict}}
             elif request.json_schema is not None and self.response_format == "json_object":
                 extra["response_format"] = {"type": "json_object", "schema": request.json_schema}
             texts = []

@@ -53,8 +53,15 @@ def questionnaire_record(row: pd.Series) -> dict:
     }
 
 
-def attach_questionnaire_text(questions: pd.DataFrame, corrected_files: dict[str, Path], reviews: Path | None) -> pd.DataFrame:
-    """The build's questions table with questionnaire wording, `text_source` and `provenance`."""
+def attach_questionnaire_text(questions: pd.DataFrame, corrected_files: dict[str, Path], reviews: Path | None,
+                              release_text: dict[str, dict] | None = None) -> pd.DataFrame:
+    """The build's questions table with questionnaire wording, `text_source` and `provenance`.
+
+    `release_text` (qkey -> audit row of a published release: `their_question`, `status`,
+    `reason`, `source`) replaces the codebook label where no accepted questionnaire text exists:
+    the audit found our label cut short or naming another item. Reviews still apply last.
+    """
+    release_text = release_text or {}
     out = questions.copy()
     records: dict[str, dict] = {}
     for wave, path in corrected_files.items():
@@ -75,6 +82,12 @@ def attach_questionnaire_text(questions: pd.DataFrame, corrected_files: dict[str
         if found and found["accepted"]:
             out.at[i, "question"] = found["question"]
             out.at[i, "text_source"] = "questionnaire"
+        elif row["qkey"] in release_text:
+            audit = release_text[row["qkey"]]
+            out.at[i, "question"] = audit["their_question"]
+            out.at[i, "text_source"] = "release"
+            chain["release"] = {"file": str(audit["source"]), "status": audit["status"], "reason": audit["reason"],
+                                "codebook_label": row["question"]}
         else:
             out.at[i, "text_source"] = "codebook"
             if found:

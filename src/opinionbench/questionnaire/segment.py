@@ -18,7 +18,7 @@ from rapidfuzz import fuzz
 
 from opinionbench.questionnaire.layout import CODE_LINE, FOOTER, LAYOUT, ROUTING, Layout
 from opinionbench.questionnaire.ocr import PageWarning
-from opinionbench.survey.codebook import is_refusal
+from opinionbench.survey.answer_classes import is_substantive
 
 PERCENT_TOKEN = re.compile(r"^(<\s?[1lI|!i]|[0-9OoIl|]{1,3}|\*)[°*%'.,_\"\->)}\]]?$")
 GLUED_OPTION = re.compile(r"^(\d{1,3})[.:,](\w{1,3})$")  # `32.1`: a percentage and a short numeric label read as one
@@ -134,7 +134,8 @@ def parse_percent(token: str) -> str | None:
 
 
 def looks_like_refusal(label: str) -> bool:
-    return is_refusal(label) or max(fuzz.ratio(label.lower(), w.lower()) for w in REFUSAL_WORDS) >= 80
+    """A printed line has no value code: a plain "Don't know" line counts as a non-answer."""
+    return not is_substantive(label) or max(fuzz.ratio(label.lower(), w.lower()) for w in REFUSAL_WORDS) >= 80
 
 
 def _finish(block: dict, dpi: int) -> Block:

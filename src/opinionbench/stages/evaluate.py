@@ -48,5 +48,6 @@ def run(args: argparse.Namespace) -> int:
     if tracking.enabled and evaluations:
         from opinionbench.tracking import log_evaluation
 
-        print(log_evaluation(tracking, evaluations, artifacts, temperatures, args.params))
+        settings = params.model_dump(mode="json", include={"bootstrap", "confidence", "seed", "reliability_bins"})
+        print(log_evaluation(tracking, evaluations, artifacts, temperatures, args.params, settings))
     return 0

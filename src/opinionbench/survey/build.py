@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from opinionbench.errors import one_line
+from opinionbench.survey.answer_classes import Convention, label_report
 from opinionbench.survey.wave import distributions, load_wave
 from opinionbench.tables import DISTRIBUTION_COLUMNS, QUESTION_COLUMNS
 
@@ -49,14 +51,15 @@ class BuildResult:
             "questions": int(len(self.questions)),
             "cells": int(len(self.distributions)),
             "skipped_columns_by_reason": dict(skipped_reasons.most_common()),
+            **label_report(self.questions["options"].tolist(), self.questions["refusal_options"].tolist()),
             "skipped_columns": {w.path.stem: w.skipped for w in self.waves if w.skipped},
         }
 
 
-def build_one(path: Path) -> WaveResult:
+def build_one(path: Path, answer_classes: Convention = "pew") -> WaveResult:
     """Worker: everything for one wave; any problem becomes a one-line error, never a crash."""
     try:
-        wave = load_wave(path)
+        wave = load_wave(path, answer_classes=answer_classes)
         return WaveResult(path, wave.questions, distributions(wave), dict(wave.skipped))
     except Exception as exc:  # isolate the wave: report it and let the others build
         return WaveResult(path, error=one_line(exc))
@@ -67,15 +70,17 @@ def _one_blas_thread() -> None:
     threadpool_limits(1)
 
 
-def build_waves(paths: list[Path], workers: int = 2, details: dict[str, dict] | None = None) -> BuildResult:
+def build_waves(paths: list[Path], workers: int = 2, details: dict[str, dict] | None = None,
+                answer_classes: Convention = "pew") -> BuildResult:
     results: list[WaveResult] = []
+    one = partial(build_one, answer_classes=answer_classes)
     if workers > 1 and len(paths) > 1:
         with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread) as pool:
-            for res in tqdm(pool.map(build_one, paths), total=len(paths), desc="build waves", unit="wave"):
+            for res in tqdm(pool.map(one, paths), total=len(paths), desc="build waves", unit="wave"):
                 results.append(res)
     else:
         for path in tqdm(paths, desc="build waves", unit="wave"):
-            results.append(build_one(path))
+            results.append(one(path))
     ok = [r for r in results if not r.error]
     questions = pd.concat([r.questions for r in ok], ignore_index=True) if ok else pd.DataFrame(columns=QUESTION_COLUMNS)
     dists = pd.concat([r.distributions for r in ok], ignore_index=True) if ok else pd.DataFrame(columns=DISTRIBUTION_COLUMNS)

@@ -16,12 +16,8 @@ from typing import Mapping
 
 import yaml
 
-REFUSAL_PATTERN = re.compile(
-    r"^\s*(\(vol\.?\)\s*)?(refused|don.?t know|dk\b|no answer|skipped|not asked|web blank)"
-    r"|^\s*\(vol\.?\)\s*(don.?t know|dk|refused)"
-    r"|don.?t know/refused|dk/ref",
-    re.IGNORECASE,
-)
+from opinionbench.survey.answer_classes import Convention, is_substantive
+
 ADMIN_PATTERN = re.compile(
     r"^(QKEY|CASEID|RESPID|INTERVIEW_(START|END|DATE)|LANG|FORM|XW|XPANEL|XTABLET|"
     r"SAMPLE|MODE|DURATION|PANEL|COHORT|XSPANISH|XMOBILE|DATEFORM|DOV_)"
@@ -67,10 +63,6 @@ def strip_code_prefix(label: str, column: str, qcode: str) -> str:
     return text
 
 
-def is_refusal(label: str) -> bool:
-    return bool(REFUSAL_PATTERN.search(clean_label(label)))
-
-
 @lru_cache(maxsize=1)
 def ordinal_overrides() -> dict:
     """The repo's overrides file: exact ordinals per qkey and label rules for middle options."""
@@ -108,8 +100,12 @@ def extract_codebook(
     value_labels: Mapping[str, Mapping[float, str]],
     string_columns: set[str],
     weight_columns: set[str],
+    convention: Convention = "pew",
 ) -> Codebook:
-    """Turn a wave's SPSS metadata into question entries plus a skip report."""
+    """Turn a wave's SPSS metadata into question entries plus a skip report.
+
+    Which value labels are answers follows the answer-class `convention` (answer_classes.py).
+    """
     book = Codebook()
     suffix = f"_{wave}"
     for col in column_names:
@@ -138,8 +134,8 @@ def extract_codebook(
         except (TypeError, ValueError):
             book.skipped[col] = "non-numeric answer codes"
             continue
-        substantive = [(c, t) for c, t in items if not is_refusal(t)]
-        refusals = [(c, t) for c, t in items if is_refusal(t)]
+        substantive = [(c, t) for c, t in items if is_substantive(t, c, convention)]
+        refusals = [(c, t) for c, t in items if not is_substantive(t, c, convention)]
         if len(substantive) < 2:
             book.skipped[col] = f"fewer than 2 substantive options ({len(substantive)})"
             continue

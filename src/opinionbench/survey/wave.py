@@ -14,6 +14,7 @@ import pyreadstat
 import yaml
 
 from opinionbench.errors import SurveyError
+from opinionbench.survey.answer_classes import Convention
 from opinionbench.survey.codebook import Codebook, extract_codebook
 from opinionbench.survey.demographics import HarmonisedAttribute, harmonise
 from opinionbench.survey.weighting import build_cell_index, cells_frame, tally_questions
@@ -104,7 +105,7 @@ def _dates(frame: pd.DataFrame, wave: str) -> tuple[str | None, str | None]:
     return out[0], out[1]
 
 
-def load_wave(path: str | Path, weight_column: str | None = None) -> Wave:
+def load_wave(path: str | Path, weight_column: str | None = None, answer_classes: Convention = "pew") -> Wave:
     """Read a wave's `.sav` once and extract its codebook and harmonised demographics.
 
     Raises SurveyError with one line naming the file and the problem for anything that makes
@@ -126,7 +127,8 @@ def load_wave(path: str | Path, weight_column: str | None = None) -> Wave:
     string_cols = {c for c, kind in (meta.readstat_variable_types or {}).items() if kind == "string"}
     weight_cols = {c for c in frame.columns if c.upper().startswith("WEIGHT")}
     book = extract_codebook(
-        wave, list(meta.column_names), meta.column_names_to_labels, meta.variable_value_labels, string_cols, weight_cols
+        wave, list(meta.column_names), meta.column_names_to_labels, meta.variable_value_labels, string_cols, weight_cols,
+        answer_classes,
     )
     _skip_unanswered(book, frame, weights)
     attributes = harmonise(str(path), frame, meta.variable_value_labels)

@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  options: {list(row['options'])}")
     print(f"  text source: {row['text_source']}")
     print(f"  codebook: {chain['codebook']['file']} variable {chain['codebook']['variable']}")
+    release = chain.get("release")
+    if release:
+        print(f"  release: wording taken from {release['file']} (audit: {release['status']}, {release['reason']})")
+        print(f"    codebook label: {release['codebook_label']}")
     q = chain.get("questionnaire")
     if q:
         print(f"  questionnaire: {q['file']} page {q['page']} box {q['bbox']} at {q['dpi']} dpi (printed code {q['qcode_ocr']}, routing {q['routing']!r})")
