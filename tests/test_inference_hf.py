@@ -233,3 +233,43 @@ def test_cli_with_a_missing_model_path_prints_one_error_line(sample, tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "/no/such/model.gguf" in errors[0] and "not found" in errors[0], result.stderr
+
+
+def test_device_and_dtype_resolve_for_this_machine(smollm2):
+    import torch
+
+    from opinionbench.models.hf import resolve_device, resolve_dtype
+
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert resolve_device("auto") == expected and smollm2.device == expected
+    assert resolve_dtype("auto", "cuda") == "bfloat16" and resolve_dtype("auto", "cpu") == "float32"
+    assert smollm2.dtype == resolve_dtype("auto", expected)
+    assert next(smollm2.model.parameters()).device.type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="device 'cuda' is not available"):
+            resolve_device("cuda")
+
+
+def test_a_bfloat16_model_is_another_revision_and_close_to_fp32(smollm2, sample, two_qkeys):
+    """dtype changes the numbers a little: it is part of the revision (no fp32 cell is reused)."""
+    from opinionbench.models.hf import HFBackend
+
+    half = HFBackend("embedded:smollm2", cache_dir=MODELS_CACHE, threads=2, device="cpu", dtype="bfloat16")
+    assert half.revision == f"{smollm2.revision}+bfloat16" and next(half.model.parameters()).dtype.is_floating_point
+    prompts = _logprob_prompts(sample, two_qkeys)[:2]
+    fp32, bf16 = smollm2.next_token_logprobs(prompts, candidates(4)), half.next_token_logprobs(prompts, candidates(4))
+    for a, b in zip(fp32, bf16):
+        for token in ("A", "B"):
+            assert abs(math.exp(a.logprobs[token]) - math.exp(b.logprobs[token])) < 0.05
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device here (GPU test)")
+def test_cuda_logprobs_match_the_cpu(smollm2, sample, two_qkeys):
+    from opinionbench.models.hf import HFBackend
+
+    gpu = HFBackend("embedded:smollm2", cache_dir=MODELS_CACHE, device="cuda", dtype="float32", batch_size={"cuda": 64})
+    assert gpu.device == "cuda" and gpu.batch_size == 64
+    prompts = _logprob_prompts(sample, two_qkeys)
+    for a, b in zip(smollm2.next_token_logprobs(prompts, candidates(4)), gpu.next_token_logprobs(prompts, candidates(4))):
+        for token, value in a.logprobs.items():
+            assert abs(value - b.logprobs[token]) < 1e-3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -93,7 +94,13 @@ def test_steerability_and_k2s_tables(evaluated):
 
 def test_dvc_metrics_plots_and_figures(evaluated):
     metrics = json.loads((evaluated / "data/reports/metrics.json").read_text())
-    assert metrics["sample"]["overall-prior · baseline · none"]["rep_overall"] == pytest.approx(1.0)
+    assert metrics["sample"]["overall-prior_baseline_none"]["rep_overall"] == pytest.approx(1.0)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", key) for key in metrics["sample"])  # readable `dvc exp show` columns
+    groups = pd.read_csv(evaluated / "data/reports/plots/groups.csv")
+    assert list(groups.columns) == ["group", "entry", "representativeness"] and groups["group"].str.contains("POLPARTY").any()
+    reliability = pd.read_csv(evaluated / "data/reports/plots/reliability.csv")
+    assert set(reliability["curve"].str.rsplit(" | ", n=1).str[-1]) == {"raw", "scaled"}
+    assert reliability[["predicted", "observed"]].apply(lambda c: c.between(0, 1)).all().all()
     assert all(not isinstance(v, float) or np.isfinite(v) for entry in metrics["sample"].values() for v in entry.values())
     plots = pd.read_csv(evaluated / "data/reports/plots/leaderboard.csv")
     assert list(plots.columns) == ["entry", "representativeness", "tv_groups"] and len(plots) >= 5

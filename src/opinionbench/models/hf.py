@@ -24,9 +24,9 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from opinionbench.config import DataPath
 from opinionbench.models import backends
@@ -43,21 +43,49 @@ class HFSettings(BackendSettings):
     """A `models:` entry with `backend: hf`; the backend's own knobs live here, beside the code that reads them."""
 
     model: str = Field(description="hub id, local directory, .gguf file or embedded:smollm2")
-    batch_size: int = Field(8, ge=1, le=512)
+    batch_size: int | dict[Literal["cpu", "cuda", "mps"], Annotated[int, Field(ge=1, le=4096)]] = Field(
+        8, description="prompts per forward pass: one number, or per device ({cpu: 8, cuda: 64})")
     threads: int | None = Field(2, ge=1, description="torch CPU threads")
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: cuda, else mps, else cpu")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bfloat16 on cuda, float32 elsewhere (a non-fp32 dtype is part of the revision)")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _some_size(cls, value):
+        if isinstance(value, int) and not 1 <= value <= 4096:
+            raise ValueError("batch_size must be 1..4096")
+        return value
     cache_dir: DataPath = Field(Path("data/models"), description="converted GGUF weights, reused by later runs")
 
 
+def resolve_device(device: str) -> str:
+    """`auto` → the best accelerator torch sees; an explicit one that is absent is a clear error."""
+    import torch
+
+    available = {"cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(), "cpu": True}
+    if device == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if not available[device]:
+        raise ModelError(f"device {device!r} is not available to torch here (use device: auto or cpu)")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    return ("bfloat16" if device == "cuda" else "float32") if dtype == "auto" else dtype
+
+
 def _inference_mode(method: F) -> F:
-    """`torch.inference_mode()` as a decorator that imports torch on the first call, not at import."""
+    """`torch.inference_mode()` on the backend's device, as a decorator that imports torch on the
+    first call: every tensor the method creates is made on `self.device` (torch's device context)."""
 
     @functools.wraps(method)
-    def wrapped(*args, **kwargs):
+    def wrapped(self, *args, **kwargs):
         import torch
 
-        with torch.inference_mode():
-            return method(*args, **kwargs)
+        with torch.inference_mode(), torch.device(self.device):
+            return method(self, *args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
 
@@ -67,13 +95,15 @@ class HFBackend(Backend):
     Settings = HFSettings
 
     def __init__(self, model: str, *, revision: str | None = None, cache_dir: Path = Path("data/models"),
-                 batch_size: int = 8, threads: int | None = None, dtype: str = "float32",
-                 share_prefix: bool = True) -> None:
+                 batch_size: int | dict[str, int] = 8, threads: int | None = None, device: str = "auto",
+                 dtype: str = "auto", share_prefix: bool = True) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if threads:
             torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        dtype = resolve_dtype(dtype, self.device)
         source, self.model_id, self.revision = resolve_model(model, Path(cache_dir), revision)
         hub_revision = revision if source == model else None
         try:
@@ -81,7 +111,9 @@ class HFBackend(Backend):
             self.model = AutoModelForCausalLM.from_pretrained(source, revision=hub_revision, dtype=getattr(torch, dtype))
         except (OSError, ValueError) as exc:
             raise ModelError(f"{model}: cannot load with transformers ({str(exc).splitlines()[0]})") from None
-        self.model.eval()
+        self.model.to(self.device).eval()
+        if dtype != "float32":  # other numerics, other answers: cells cached in fp32 are not reused
+            self.revision = f"{self.revision}+{dtype}"
         # The transformer body (hidden states) and the LM head, found through transformers' own
         # accessors rather than a `.model`/`.lm_head` attribute that only Llama-like classes have:
         # the fast path runs the body, then the head at the positions it needs.
@@ -89,7 +121,8 @@ class HFBackend(Backend):
         self.head = self.model.get_output_embeddings()
         if self.revision == "main" and getattr(self.model.config, "_commit_hash", None):
             self.revision = str(self.model.config._commit_hash)
-        self.batch_size = batch_size
+        self.dtype = dtype
+        self.batch_size = batch_size if isinstance(batch_size, int) else int(batch_size.get(self.device, 8))
         self.share_prefix = share_prefix
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.tokens_processed = 0  # forward tokens actually computed (benchmarks read it)

@@ -8,6 +8,7 @@ a paper or a PR is readable on its own.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,20 +108,58 @@ def leaderboards_index(leaderboards: dict[str, pd.DataFrame]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def metric_key(entry: str) -> str:
+    """A leaderboard entry as a column name `dvc exp show` prints readably:
+    `smollm2 · logprobs+T · none` → `smollm2_logprobs_T_none` (no spaces, dots or `·`)."""
+    return re.sub(r"[^A-Za-z0-9-]+", "_", entry).strip("_")
+
+
 def dvc_metrics(leaderboards: dict[str, pd.DataFrame]) -> dict:
-    """{dataset: {entry: {metric: value}}} with NaN left out, for `dvc metrics show/diff`."""
+    """{dataset: {entry key: {metric: value}}} with NaN left out, for `dvc metrics show/diff` and
+    `dvc exp show` (columns `<dataset>.<entry key>.<metric>`)."""
     out: dict = {}
     for dataset, frame in leaderboards.items():
         for _, row in frame.iterrows():
             values = {k: round(float(row[k]), 6) for k in METRIC_KEYS
                       if k in row and isinstance(row[k], (int, float, np.floating)) and not pd.isna(row[k])}
             if values:
-                out.setdefault(dataset, {})[str(row["entry"])] = values
+                out.setdefault(dataset, {})[metric_key(str(row["entry"]))] = values
     return out
 
 
-def write_dvc_files(out_dir: Path, leaderboards: dict[str, pd.DataFrame]) -> None:
+def group_scores_csv(evaluations: list[DatasetEvaluation]) -> pd.DataFrame:
+    """Per-group representativeness of each unsteered entry (the heatmap's data), long format,
+    so `dvc plots diff` can overlay experiments."""
+    rows = []
+    for item in evaluations:
+        table = item.group_heatmap
+        for cell, values in table.iterrows():
+            for entry, value in values.items():
+                if not pd.isna(value):
+                    rows.append({"group": f"{item.dataset} | {cell}", "entry": str(entry),
+                                 "representativeness": round(float(value), 6)})
+    return pd.DataFrame(rows, columns=["group", "entry", "representativeness"])
+
+
+def reliability_csv(evaluations: list[DatasetEvaluation]) -> pd.DataFrame:
+    """The reliability diagram's points (predicted vs observed option share, before/after
+    temperature scaling) per (dataset, model, steering), for `dvc plots`."""
+    rows = []
+    for item in evaluations:
+        for label, (before, after, _temperature) in item.curves.items():
+            for stage, frame in (("raw", before), ("scaled", after)):
+                for r in frame.itertuples(index=False):
+                    rows.append({"curve": f"{item.dataset} | {label} | {stage}", "predicted": round(float(r.predicted), 6),
+                                 "observed": round(float(r.observed), 6)})
+    return pd.DataFrame(rows, columns=["curve", "predicted", "observed"])
+
+
+def write_dvc_files(out_dir: Path, leaderboards: dict[str, pd.DataFrame],
+                    evaluations: list[DatasetEvaluation] | None = None) -> None:
     write_json(dvc_metrics(leaderboards), out_dir / "metrics.json")
+    evaluations = evaluations or []
+    write_text(group_scores_csv(evaluations).to_csv(index=False), out_dir / "plots" / "groups.csv")
+    write_text(reliability_csv(evaluations).to_csv(index=False), out_dir / "plots" / "reliability.csv")
     rows = []
     for dataset, frame in leaderboards.items():
         for _, row in frame.iterrows():

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         evaluations.append(result)
 
     leaderboards = {e.dataset: e.board for e in evaluations}
-    report.write_dvc_files(out, leaderboards)
+    report.write_dvc_files(out, leaderboards, evaluations)
     write_text(report.leaderboards_index(leaderboards), out / "leaderboards" / "README.md")
     if not files:
         print(f"no predictions under {params.predictions_dir}: empty leaderboards (run the infer stages first)")
