@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
 command -v pdftoppm  >/dev/null 2>&1 || need_apt+=(poppler-utils)
+# A real browser for the report page's test (data/reports/index.html); tests skip without it.
+command -v chromium  >/dev/null 2>&1 || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -14,8 +16,9 @@ if ((${#need_apt[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "setup: missing ${need_apt[*]} and no apt-get here; install Tesseract OCR (>=5) and Poppler's pdftoppm" \
-         "with your system's package manager (macOS: 'brew install tesseract poppler'), then rerun." >&2
+    echo "setup: missing ${need_apt[*]} and no apt-get here; install Tesseract OCR (>=5), Poppler's pdftoppm" \
+         "and Chromium with your system's package manager (macOS: 'brew install tesseract poppler chromium')," \
+         "then rerun." >&2
     exit 1
   fi
 fi

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -166,3 +169,39 @@ def test_steerability_chooses_among_persona_formats():
     assert steerability_formats(["none", "persona", "few-shot"]) == ["persona"]
     assert steerability_formats(["none", "few-shot"]) == ["few-shot"]
     assert steerability_formats(["none"]) == []
+
+
+def test_index_html_gathers_the_results(evaluated):
+    page = (evaluated / "data/reports/index.html").read_text()
+    board = pd.read_csv(evaluated / "data/reports/leaderboards/sample.csv")
+    assert page.count("<img ") >= 3 and "figures/sample_leaderboard.png" in page
+    assert "<table data-dataset=\"sample\" class=\"dataframe leaderboard\">" in page
+    assert all(html.escape(entry) in page for entry in board["entry"])
+    assert "Knowledge-to-simulation gap" in page and "Steerability" in page and "Calibration" in page
+
+
+def _browser() -> str | None:
+    return next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+def test_index_html_renders_in_a_real_browser(evaluated, tmp_path):
+    """Headless Chromium loads the page from disk: the leaderboard table shows every entry and
+    every figure really loads (the page's own load handler counts them)."""
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no Chromium here (Debian: apt-get install chromium; `make setup` installs it)")
+    page = evaluated / "data/reports/index.html"
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
+                           "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    dom = done.stdout
+    assert "<table" in dom, done.stderr[-2000:]
+    board = pd.read_csv(evaluated / "data/reports/leaderboards/sample.csv")
+    table = re.search(r'<table data-dataset="sample"[^>]*>(.*?)</table>', dom, re.S).group(1)
+    assert len(re.findall(r"<tr", table)) == len(board) + 1  # header + one row per entry
+    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
+    assert loaded and loaded.group(1) == loaded.group(2) and int(loaded.group(2)) >= 3, loaded
+    shot = tmp_path / "page.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
+                    f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()], capture_output=True, timeout=120)
+    assert shot.read_bytes().startswith(PNG) and shot.stat().st_size > 20_000

@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from opinionbench.scoring import report
     from opinionbench.scoring.calibrate import read_temperatures
     from opinionbench.scoring.evaluation import dataset_dir, discover
+    from opinionbench.scoring.html_report import write_index
     from opinionbench.scoring.leaderboard import evaluate_dataset
 
     params, build = load(EvaluateParams, args.params), load(BuildParams, args.params)
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     leaderboards = {e.dataset: e.board for e in evaluations}
     report.write_dvc_files(out, leaderboards, evaluations)
+    index = write_index(out, evaluations, artifacts, _context(args.params, build))
+    print(f"report: {index}")
     write_text(report.leaderboards_index(leaderboards), out / "leaderboards" / "README.md")
     if not files:
         print(f"no predictions under {params.predictions_dir}: empty leaderboards (run the infer stages first)")
@@ -51,3 +54,16 @@ def run(args: argparse.Namespace) -> int:
         settings = params.model_dump(mode="json", include={"bootstrap", "confidence", "seed", "reliability_bins"})
         print(log_evaluation(tracking, evaluations, artifacts, temperatures, args.params, settings))
     return 0
+
+
+def _context(params_path, build: BuildParams):
+    """What the report page says about the data: build report, validation summary, text sources, reviews."""
+    from opinionbench.config import QuestionnaireParams, ValidateParams
+    from opinionbench.questionnaire.review import load_reviews
+    from opinionbench.scoring.html_report import RunContext
+
+    validate, questionnaire = load(ValidateParams, params_path), load(QuestionnaireParams, params_path)
+    return RunContext(build_report=build.out_dir / "build_report.json",
+                      validation_summary=validate.out_dir / "summary.json",
+                      questions=build.out_dir / "questions.parquet",
+                      reviews=len(load_reviews(questionnaire.reviews)))
