@@ -195,6 +195,7 @@ def test_a_rerun_reuses_what_was_computed_and_computes_only_new_cells(smollm2, s
     assert made["method"] == "logprobs" and made["method.option_orders"] == 1 and made["model_id"] == smollm2.model_id
     assert (made["cells"], remade["cells"], remade["failures"]) == (2, 3, 0)
     assert 0 < made["infer_seconds"] < remade["infer_seconds"]
+    assert 0 < made["infer_tokens"] < remade["infer_tokens"]
 
 
 def test_a_question_with_one_option_is_a_recorded_failure_and_the_others_go_on(smollm2, sample, two_qkeys, tmp_path):

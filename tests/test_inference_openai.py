@@ -167,4 +167,5 @@ def test_extra_body_reaches_the_engine_and_changes_the_revision(llama_server, mo
     prompt = Prompt((("user", "Answer yes or no: is the sky blue?"),))
     [texts] = constrained.generate([GenerationRequest(prompt, max_tokens=6, n=2, seed=1, temperature=1.0)])
     assert all(t.strip() in {"maybe", "perhaps"} for t in texts), texts
+    assert constrained.tokens_processed > 0 and plain.tokens_processed == 0  # the endpoint's reported usage
     assert constrained.revision.startswith(plain.revision + "+extra_body:") and constrained.revision != plain.revision

@@ -149,3 +149,21 @@ def test_mlflow_store_holds_the_runs_with_lineage(reproduced):
         assert any(t.startswith("dvc.lock.") for t in run.data.tags), run.data.tags
     text = " ".join(str(v) for r in runs for v in (*r.data.params.values(), *r.data.tags.values()))
     assert "sk-pipeline-SECRET-42" not in text
+    # What a researcher compares in the UI: the swept knobs as params, the named metrics, cost.
+    logprobs = [r for r in smol if r.data.params.get("method") == "logprobs" and r.data.params.get("calibrated") == "False"]
+    for run in logprobs:
+        params, metrics = run.data.params, run.data.metrics
+        assert {"method.combine", "method.option_orders", "infer.k_shots", "infer.persona_style", "infer.groups",
+                "infer.questions.n", "infer.questions.seed"} <= set(params), sorted(params)
+        assert {"infer_seconds", "infer_tokens", "steerability", "calibration_tv_before", "calibration_tv_after"} <= set(metrics)
+        assert metrics["infer_tokens"] > 0
+    sequence = [r for r in smol if r.data.params.get("method") == "sequence"]
+    assert sequence and all("k2s_gap" in r.data.metrics for r in sequence)
+    assert any(r.data.tags.get("opinionbench.role") == "human-reference" for r in runs)
+    models = mlflow.search_logged_models(experiment_ids=[children[0].info.experiment_id], output_format="list")
+    assert "smollm2" in {m.name for m in models}
+    # evaluating again with nothing changed adds no run
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    subprocess.run([sys.executable, "-m", "opinionbench.cli", "evaluate"], cwd=project, env=env, check=True,
+                   capture_output=True, timeout=600)
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == len(runs)

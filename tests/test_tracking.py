@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     root = tmp_path / "project"
     root.mkdir()
     store = root / "mlflow.db"
-    make_project(root, sample_sav, tracking_uri=f"sqlite:///{store}", tracking=True)
+    make_project(root, sample_sav, tracking_uri="sqlite:///mlflow.db", tracking=True)  # the default: beside the repo
     # A second key in a variable whose name looks harmless; params.yaml declares it as an api_key_env.
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["models"] = {"remote": {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1",
@@ -156,3 +157,33 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     again = mlflow.search_runs([experiment.experiment_id], output_format="pandas")
     assert len(again) == len(runs) + 2  # the changed entry and its execution's parent run
     assert set(again.loc[~again["run_id"].isin(runs["run_id"]), "tags.mlflow.runName"]) >= {"toy · verbalized · none"}
+
+    # Human reference rows are runs of their own, beside the models.
+    humans = runs[runs["tags.opinionbench.role"] == "human-reference"]
+    assert len(humans) >= 2 and humans["tags.mlflow.runName"].str.startswith("humans").all()
+    assert humans["metrics.rep_groups"].notna().any() or humans["metrics.rep_overall"].notna().any()
+
+    # Each models: entry (and each baseline) is an MLflow 3 logged model; its runs link to it.
+    models = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
+    assert "toy" in {m.name for m in models} and len(models) == len({m.name for m in models})
+    toy = next(m for m in models if m.name == "toy")
+    assert toy.params["model_id"] == "toy/toy" and toy.params["model_revision"] == "r1"
+    assert {i.model_id for i in client.get_run(persona["run_id"]).inputs.model_inputs} == {toy.model_id}
+
+    # A per-question table per run, for inspection in the UI (string cells redacted).
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)  # load_table searches the active experiment
+    table = mlflow.load_table("questions.json", run_ids=[verbalized["run_id"]])
+    assert {"qkey", "question", "options", "group", "human", "predicted", "tv", "raw_reply"} <= set(table.columns)
+    assert len(table) > 0 and not table.astype(str).apply(lambda c: c.str.contains(SECRET)).any().any()
+
+    # The repository moves (mlflow.db and mlartifacts/ with it): the runs' artifacts still resolve.
+    moved = tmp_path / "moved-project"
+    shutil.move(str(root), str(moved))
+    monkeypatch.chdir(moved)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow exported it in this process
+    assert main(["evaluate"]) == 0  # opening the store points it at the artifact folder's new place
+    mlflow.set_tracking_uri(f"sqlite:///{moved / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    assert client.get_experiment(experiment.experiment_id).artifact_location.startswith((moved / "mlartifacts").as_uri())
+    local = Path(client.download_artifacts(persona["run_id"], "predictions", str(tmp_path / "dl3")))
+    assert (local / "persona.parquet").exists()

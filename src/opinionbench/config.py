@@ -195,6 +195,8 @@ class TrackingParams(Section):
     artifact_root: Path = Field(Path("mlartifacts"), description="artifact store for experiments created here")
     experiment_prefix: str = "opinionbench"
     log_predictions: bool = Field(True, description="attach each run's predictions parquet as an artifact")
+    table_rows: int = Field(2000, ge=0, le=1_000_000, description="rows of each run's per-question table "
+                            "(mlflow.log_table, questions.json): question, group, predicted vs human, TV, reply")
 
 
 class QuestionSampleParams(Section):

@@ -194,10 +194,13 @@ class Tracker:
         self.lineage = git_lineage()
         self._experiment: str | None = None
         self._inputs: dict[int, tuple[pd.DataFrame, Any]] = {}
+        self._models: dict[tuple[str, str, str], str] = {}
         try:
             mlflow.set_tracking_uri(self.uri)
         except Exception as exc:
             raise TrackingError(f"tracking URI {redact(self.uri, self.secrets)}: {exc}") from None
+        if self.own_store:
+            relocate_artifacts(Path(self.uri.removeprefix("sqlite:///")), params.artifact_root)
 
     def _experiment_id(self, dataset: str) -> str:
         name = f"{self.params.experiment_prefix}/{dataset}"
@@ -216,6 +219,23 @@ class Tracker:
         except Exception as exc:
             raise TrackingError(f"MLflow store {redact(self.uri, self.secrets)}: cannot open experiment {name}: "
                                 f"{str(exc).splitlines()[0]}") from None
+
+    def logged_model(self, dataset: str, name: str, params: Mapping[str, Any]) -> str:
+        """The MLflow 3 logged (external) model of a `models:` entry in the dataset's experiment,
+        created once per (name, revision): the Models tab lists it with its runs' metrics."""
+        experiment_id = self._experiment_id(dataset)
+        clean = self._clean(params)
+        key = (experiment_id, name, clean.get("model_revision", ""))
+        if key in self._models:
+            return self._models[key]
+        found = self.mlflow.search_logged_models(experiment_ids=[experiment_id], filter_string=f"name = '{name}'",
+                                                 output_format="list")
+        same = [m for m in found if m.params.get("model_revision", "") == key[2]]
+        model = same[0] if same else self.mlflow.create_external_model(
+            name=name, params=clean, tags={"opinionbench.kind": clean.get("kind", "model")}, model_type="llm",
+            experiment_id=experiment_id)
+        self._models[key] = model.model_id
+        return model.model_id
 
     def logged_keys(self, dataset: str) -> set[str]:
         """Run keys already in the dataset's experiment: an entry logged once is not logged again."""
@@ -239,10 +259,13 @@ class Tracker:
 
     def log_run(self, *, run_name: str, params: Mapping[str, Any], metrics: Mapping[str, float],
                 tags: Mapping[str, str], artifacts: Mapping[Path, str], data: pd.DataFrame | None = None,
-                data_source: Path | None = None, data_name: str = "", used_files: list[Path] | None = None) -> str:
+                data_source: Path | None = None, data_name: str = "", used_files: list[Path] | None = None,
+                model_id: str | None = None, table: pd.DataFrame | None = None) -> str:
         """A child run of the active parent: params, metrics, tags, scrubbed artifacts, dataset input.
 
-        `artifacts` maps a local file to the artifact folder it is logged under.
+        `artifacts` maps a local file to the artifact folder it is logged under; `model_id` (a
+        logged model) links the run and its metrics to that model; `table` is logged with
+        `mlflow.log_table` as `questions.json` (string cells redacted).
         """
         mlflow = self.mlflow
         lineage = {**self.lineage, **dvc_lock_hashes(used_files or []), **file_md5s(used_files or [])}
@@ -252,7 +275,17 @@ class Tracker:
             finite = {k: float(v) for k, v in metrics.items()
                       if isinstance(v, (int, float)) and not isinstance(v, bool) and pd.notna(v)}
             if finite:
-                mlflow.log_metrics(finite)
+                mlflow.log_metrics(finite, model_id=model_id)
+            if model_id:
+                from mlflow.entities import LoggedModelInput
+
+                mlflow.MlflowClient().log_inputs(run.info.run_id, models=[LoggedModelInput(model_id)])
+            if table is not None and len(table):
+                clean = table.copy()
+                for column in clean.columns:
+                    if clean[column].dtype == object or pd.api.types.is_string_dtype(clean[column]):
+                        clean[column] = clean[column].map(lambda v: redact(v, self.secrets) if isinstance(v, str) else v)
+                mlflow.log_table(data=clean, artifact_file="questions.json")
             if data is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -289,6 +322,64 @@ class Tracker:
                                              artifact_path=artifact_dir)
 
 
+def relocate_artifacts(store: Path, artifact_root: Path) -> int:
+    """Point the repository's own store at its artifact folder again after the repository moved.
+
+    MLflow records artifact locations as absolute `file://` URIs; a moved or copied checkout
+    (`mlflow.db` beside `mlartifacts/`) would otherwise link every run to the old place. Rows whose
+    location ends in `/<artifact_root name>/...` under another parent are rewritten to the
+    current root. Returns how many locations changed.
+    """
+    import sqlite3
+    from urllib.parse import unquote, urlparse
+
+    if not store.exists():
+        return 0
+    root = Path(artifact_root).resolve()
+    marker = f"/{root.name}/"
+    changed = 0
+    with sqlite3.connect(store) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, column, key in (("experiments", "artifact_location", "experiment_id"), ("runs", "artifact_uri", "run_uuid"),
+                                   ("logged_models", "artifact_location", "model_id")):
+            if table not in tables:
+                continue
+            for row_key, uri in db.execute(f"SELECT {key}, {column} FROM {table}").fetchall():
+                if not uri or not uri.startswith("file://"):
+                    continue
+                path = unquote(urlparse(uri).path)
+                if marker not in path + "/" or path.startswith(str(root) + "/") or path == str(root):
+                    continue
+                tail = (path + "/").split(marker, 1)[1].rstrip("/")
+                new = (root / tail).as_uri() if tail else root.as_uri()
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (new, row_key))
+                changed += 1
+    return changed
+
+
+def question_table(item: DatasetEvaluation, f: Any, frame: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """Per-question rows for inspection in the MLflow UI: question, group, the options, the
+    predicted and human distributions, TV and the raw reply (the first `limit` rows)."""
+    if limit <= 0:
+        return pd.DataFrame()
+    scored = item.scored[f][["qkey", "attribute", "group", "tv"]].head(limit)
+    human = item.truth.distributions[["qkey", "attribute", "group", "probs"]].rename(columns={"probs": "human"})
+    predicted = frame[["qkey", "attribute", "group", "probs", "raw_reply"]].rename(columns={"probs": "predicted"})
+    out = scored.merge(human, on=["qkey", "attribute", "group"], how="left")
+    if f.steering == "none":  # an unsteered model answers once; every group is scored against that answer
+        once = predicted.drop_duplicates("qkey").drop(columns=["attribute", "group"])
+        out = out.merge(once, on="qkey", how="left")
+    else:
+        out = out.merge(predicted, on=["qkey", "attribute", "group"], how="left")
+    texts = item.truth.questions.set_index("qkey")
+    out.insert(1, "question", out["qkey"].map(texts["question"]))
+    out.insert(2, "options", out["qkey"].map(lambda k: " | ".join(map(str, texts.at[k, "options"]))))
+    for column in ("human", "predicted"):
+        out[column] = out[column].map(lambda p: " ".join(f"{float(x):.3f}" for x in p) if p is not None and len(p) else "")
+    out["group"] = out["attribute"] + ": " + out["group"]
+    return out.drop(columns=["attribute"]).assign(tv=out["tv"].round(4))
+
+
 # Leaderboard columns logged as MLflow metrics of each model run.
 RUN_METRICS = ("rep_overall", "rep_overall_lo", "rep_overall_hi", "tv_overall", "rep_groups", "rep_groups_lo",
                "rep_groups_hi", "tv_groups", "tv_groups_lo", "tv_groups_hi", "rep_worst_group", "js_overall",
@@ -297,7 +388,7 @@ RUN_METRICS = ("rep_overall", "rep_overall_lo", "rep_overall_hi", "tv_overall", 
 
 # What inference recorded in the predictions file (inference.predictions.run_metadata) that is a
 # cost, logged as metrics; everything else it recorded is logged as params (every knob it used).
-RUN_COST_METRICS = ("infer_seconds", "failures", "cells")
+RUN_COST_METRICS = ("infer_seconds", "infer_tokens", "failures", "cells")
 
 
 def run_key(dataset: str, label: str, used_files: list[Path], settings: Mapping[str, Any],
@@ -366,9 +457,16 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
                 skipped += 1
             else:
                 pending.append((f, frame, metrics, key))
-        if not pending:
+        references = []  # human rows of the leaderboard: their own runs, so the UI compares models with humans
+        for row in item.board[item.board["kind"] == "reference"].to_dict("records"):
+            key = run_key(dataset, row["entry"], used_data, settings, {k: row.get(k) for k in RUN_METRICS})
+            if key in done:
+                skipped += 1
+            else:
+                references.append((row, key))
+        if not pending and not references:
             continue
-        new += len(pending)
+        new += len(pending) + len(references)
         with tracker.dataset(dataset, {"opinionbench.dataset": dataset,
                                        "question_sample": question_sample_digest(item.asked)}):
             for f, frame, metrics, key in pending:
@@ -384,11 +482,23 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
                 run_artifacts = dict(written)
                 if params.log_predictions:
                     run_artifacts[f.path] = "predictions"
+                model_id = tracker.logged_model(dataset, f.model, {
+                    "model_id": run_params["model_id"], "model_revision": run_params["model_revision"],
+                    "backend": run_params.get("backend", "baseline" if f.method == "baseline" else "unknown"),
+                    "kind": "baseline" if f.method == "baseline" else "model"})
                 tracker.log_run(run_name=f.label, params=run_params | {f"evaluate.{k}": v for k, v in settings.items()},
                                 metrics=metrics,
                                 tags={"opinionbench.role": "model-run", "opinionbench.entry": f.label, RUN_KEY_TAG: key},
                                 artifacts=run_artifacts, data=logged, data_source=item.directory, data_name=dataset,
-                                used_files=[*used_data, f.path])
+                                used_files=[*used_data, f.path], model_id=model_id,
+                                table=question_table(item, f, frame, params.table_rows))
+            for row, key in references:
+                tracker.log_run(run_name=row["entry"], params={"dataset": dataset, "kind": "reference",
+                                                               **{f"evaluate.{k}": v for k, v in settings.items()}},
+                                metrics={k: row.get(k) for k in RUN_METRICS},
+                                tags={"opinionbench.role": "human-reference", "opinionbench.entry": row["entry"],
+                                      RUN_KEY_TAG: key},
+                                artifacts={}, used_files=used_data)
             tracker.log_artifacts(written)  # on the parent run
     return (f"MLflow: {new} runs logged to {tracker.uri} (execution {execution}); "
             f"{skipped} unchanged entries already logged")

@@ -121,34 +121,36 @@ class InferenceRun:
                     askable.append(k)
                 except QuestionError as exc:
                     rows.append(self._row(items[k], failed(str(exc)), hashes[k], self.template_hash(items[k])))
-            started = time.perf_counter()
+            started, tokens_before = time.perf_counter(), self.backend.tokens_processed
             if askable:
                 results = self.method.run(self.backend, [items[k] for k in askable], self.settings)
                 rows += [self._row(items[k], r, hashes[k], self.template_hash(items[k])) for k, r in zip(askable, results)]
             seconds = (time.perf_counter() - started) / max(len(rows), 1)
-            for row in rows:
-                row["seconds"] = seconds  # each cell's share of its chunk's time: costs add up across resumptions
+            tokens = (self.backend.tokens_processed - tokens_before) / max(len(rows), 1)
+            for row in rows:  # each cell's share of its chunk's cost: costs add up across resumptions
+                row["seconds"], row["tokens"] = seconds, tokens
             part = pd.DataFrame(rows)
             write_parquet(part, self.parts_dir / f"part-{hashes[chunk[0]][:16]}-{len(chunk)}.parquet")
             done.update({r["request_hash"]: r for r in rows})
             computed += len(chunk)
             bar.update(len(chunk))
         bar.close()
-        frame = pd.DataFrame([done[h] for h in hashes], columns=[*PREDICTION_COLUMNS, "request_hash", "seconds"])
+        frame = pd.DataFrame([done[h] for h in hashes], columns=[*PREDICTION_COLUMNS, "request_hash", "seconds", "tokens"])
         seconds = float(pd.to_numeric(frame["seconds"], errors="coerce").fillna(0.0).sum())
-        frame = frame.drop(columns=["request_hash", "seconds"])
+        tokens = int(round(float(pd.to_numeric(frame["tokens"], errors="coerce").fillna(0.0).sum())))
+        frame = frame.drop(columns=["request_hash", "seconds", "tokens"])
         if frame.empty:
             frame = pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS})
         frame["out_of_option_mass"] = frame["out_of_option_mass"].map(
             lambda v: math.nan if v is None else float(v)) if len(frame) else frame["out_of_option_mass"]
         failures = int(frame["failed"].sum()) if len(frame) else 0
-        write_predictions(frame, self.out_path, self.metadata(len(items), failures, seconds))
+        write_predictions(frame, self.out_path, self.metadata(len(items), failures, seconds, tokens))
         return RunSummary(len(items), computed, reused, failures, self.out_path)
 
-    def metadata(self, cells: int, failures: int, seconds: float) -> dict:
-        """Every knob that made these predictions, and what they cost (compute seconds of all
-        cells, summed over resumed executions)."""
+    def metadata(self, cells: int, failures: int, seconds: float, tokens: int) -> dict:
+        """Every knob that made these predictions, and what they cost (compute seconds and tokens
+        of all cells, summed over resumed executions)."""
         return {"backend": type(self.backend).__name__, "model_id": self.backend.model_id,
                 "model_revision": self.backend.revision, "method": self.method_name, "steering": self.steering,
                 **{f"method.{k}": v for k, v in asdict(self.settings).items()}, **self.knobs,
-                "cells": cells, "failures": failures, "infer_seconds": round(seconds, 3)}
+                "cells": cells, "failures": failures, "infer_seconds": round(seconds, 3), "infer_tokens": tokens}

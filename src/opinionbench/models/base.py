@@ -89,6 +89,9 @@ class Backend(ABC):
     Settings: ClassVar[type[BackendSettings]] = BackendSettings
     model_id: str
     revision: str
+    # Tokens the model processed so far (prompt + generated, as the backend counts them: hf its
+    # forward tokens, openai the endpoint's reported usage); the runner records each chunk's share.
+    tokens_processed: int = 0
 
     @classmethod
     def from_settings(cls, settings: BackendSettings) -> Backend:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar, get_args
@@ -74,6 +75,15 @@ class OpenAIBackend(Backend):
             digest = hashlib.sha256(json.dumps(self.extra_body, sort_keys=True).encode()).hexdigest()[:12]
             self.revision = f"{self.revision}+extra_body:{digest}"
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        self.tokens_processed = 0
+        self._count_lock = threading.Lock()
+
+    def _count(self, reply) -> None:
+        """Add the endpoint's reported usage (prompt + completion tokens) to `tokens_processed`."""
+        usage = getattr(reply, "usage", None)
+        if usage is not None:
+            with self._count_lock:
+                self.tokens_processed += int(usage.prompt_tokens or 0) + int(usage.completion_tokens or 0)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -108,6 +118,7 @@ class OpenAIBackend(Backend):
                 model=self.model_id, messages=prompt.as_openai(), max_tokens=1, temperature=0.0,
                 logprobs=True, top_logprobs=self.top_logprobs, **self._extra(),
             )
+            self._count(reply)
             content = reply.choices[0].logprobs.content if reply.choices and reply.choices[0].logprobs else None
             if not content:
                 raise ValueError("the endpoint returned no logprobs (does it support `logprobs`/`top_logprobs`?)")
@@ -134,6 +145,7 @@ class OpenAIBackend(Backend):
                     model=self.model_id, messages=request.prompt.as_openai(), max_tokens=request.max_tokens,
                     temperature=request.temperature, seed=request.seed + i, **extra,
                 )
+                self._count(reply)
                 if not reply.choices or reply.choices[0].message.content is None:
                     raise ValueError("the endpoint returned no message content")
                 texts.append(reply.choices[0].message.content)
