@@ -154,7 +154,8 @@ def test_mlflow_store_holds_the_runs_with_lineage(reproduced):
     for run in logprobs:
         params, metrics = run.data.params, run.data.metrics
         assert {"method.combine", "method.option_orders", "infer.k_shots", "infer.persona_style", "infer.groups",
-                "infer.questions.n", "infer.questions.seed"} <= set(params), sorted(params)
+                "infer.questions.n", "infer.questions.seed", "model.backend", "model.batch_size", "model.dtype"} \
+            <= set(params), sorted(params)
         assert {"infer_seconds", "infer_tokens", "steerability", "calibration_tv_before", "calibration_tv_after"} <= set(metrics)
         assert metrics["infer_tokens"] > 0
     sequence = [r for r in smol if r.data.params.get("method") == "sequence"]

@@ -7,7 +7,8 @@ benchmarks), so a knob is read in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -37,10 +38,13 @@ def run_knobs(infer: InferParams) -> dict:
 
 
 def run_steerings(backend: Backend, model: str, method: str, infer: InferParams, questions: pd.DataFrame,
-                  distributions: pd.DataFrame, qkeys: Sequence[str], *,
-                  progress: bool = True) -> Iterator[tuple[str, RunSummary]]:
-    """One predictions table per `infer.steerings` entry, each yielded as soon as it is written."""
+                  distributions: pd.DataFrame, qkeys: Sequence[str], *, progress: bool = True,
+                  model_settings: Mapping[str, Any] | None = None) -> Iterator[tuple[str, RunSummary]]:
+    """One predictions table per `infer.steerings` entry, each yielded as soon as it is written.
+
+    `model_settings` (the `models:` entry) is recorded with the predictions as `model.<knob>`."""
     settings = method_settings(infer)
+    knobs = run_knobs(infer) | {f"model.{k}": v for k, v in (model_settings or {}).items()}
     data = SteeringData(questions, distributions, k_shots=infer.k_shots, persona_style=infer.persona_style,
                         neighbours=infer.neighbours_path())
     for steering in infer.steerings:
@@ -48,6 +52,6 @@ def run_steerings(backend: Backend, model: str, method: str, infer: InferParams,
             backend, method, steering, questions, data, settings, dataset=infer.dataset,
             out_path=prediction_path(infer.dataset, model, method, steering, infer.out_dir),
             parts_dir=infer.parts_dir / infer.dataset / model / method / steering,
-            chunk_size=infer.chunk_size, retry_failed=infer.retry_failed, knobs=run_knobs(infer),
+            chunk_size=infer.chunk_size, retry_failed=infer.retry_failed, knobs=knobs,
         )
         yield steering, run.run(cells_to_predict(distributions, qkeys, infer.groups, steering=steering), progress=progress)

@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     all_failed = True
     try:
         for steering, s in run_steerings(backend, args.model, args.method, infer, questions, distributions, qkeys,
-                                         progress=not args.no_progress):
+                                         progress=not args.no_progress,
+                                         model_settings=entry.model_dump(mode="json")):
             all_failed &= s.cells > 0 and s.failed == s.cells
             print(f"{args.model} {args.method}/{steering}: {s.cells} cells, {s.computed} computed, "
                   f"{s.reused} reused, {s.failed} failed -> {s.path}")
