@@ -168,6 +168,15 @@ def _finish(block: dict, dpi: int) -> Block:
     )
 
 
+_WORD = re.compile(r"^[A-Z]?[a-z]{3,}$")
+
+
+def _is_prose(candidate: str) -> bool:
+    """A code may reach OCR in pieces (`GAP21Q4 _a`) but is never several plain words."""
+    pieces = candidate.split()
+    return len(pieces) > 1 and sum(bool(_WORD.match(p)) for p in pieces) >= 2
+
+
 def segment(words: pd.DataFrame, *, source: str = "questionnaire", layout: Layout = LAYOUT) -> list[Block]:
     """Question blocks in printed order; warns (PageWarning) for each page with text but no question."""
     if words.empty:
@@ -196,6 +205,8 @@ def segment(words: pd.DataFrame, *, source: str = "questionnaire", layout: Layou
             routing = (ln.text.strip().rstrip(":").strip(), ln)
             continue
         code = CODE_LINE.match(ln.text) if x < margin_zone else None
+        if code and _is_prose(code.group(1)):
+            code = None  # "Methodological note." at the margin is a sentence, not a question code
         if code:
             close()
             current = {"qcode": join_code_pieces(code.group(1)), "routing": routing[0] if routing else None,
