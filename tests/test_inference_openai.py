@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from opinionbench.elicit.base import MethodSettings
-from opinionbench.inference.predictions import check_alignment, read_predictions
+from opinionbench.inference.predictions import check_alignment, read_predictions, run_metadata
 from opinionbench.inference.cells import cells_to_predict, sample_questions
 from opinionbench.inference.runner import InferenceRun
 from opinionbench.steering.base import SteeringData
@@ -39,8 +40,8 @@ def _backend(url: str, **kw):
     from opinionbench.models.openai_backend import OpenAIBackend
 
     # llama.cpp's server takes the verbalized schema as response_format json_object + schema
-    return OpenAIBackend("smollm2", base_url=url, api_key_env=KEY_ENV, concurrency=2, timeout_s=60,
-                         response_format="json_object", **({"max_retries": 1} | kw))
+    return OpenAIBackend("smollm2", base_url=url, api_key_env=KEY_ENV, response_format="json_object",
+                         **({"concurrency": 2, "timeout_s": 60, "max_retries": 1} | kw))
 
 
 def _run(backend, method, steering, sample, qkeys, root: Path, settings: MethodSettings):
@@ -169,3 +170,64 @@ def test_extra_body_reaches_the_engine_and_changes_the_revision(llama_server, mo
     assert all(t.strip() in {"maybe", "perhaps"} for t in texts), texts
     assert constrained.tokens_processed > 0 and plain.tokens_processed == 0  # the endpoint's reported usage
     assert constrained.revision.startswith(plain.revision + "+extra_body:") and constrained.revision != plain.revision
+
+
+class _SlowEndpoint:
+    """A chat-completions server that answers after `delay` seconds with fixed log-probs and usage,
+    and records the most requests it had in flight at once."""
+
+    REPLY = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "A"},
+                          "logprobs": {"content": [{"token": "A", "logprob": -0.5, "bytes": None, "top_logprobs": [
+                              {"token": "A", "logprob": -0.5, "bytes": None},
+                              {"token": "B", "logprob": -1.2, "bytes": None}]}]}}],
+             "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
+
+    def __init__(self, delay: float) -> None:
+        self.active = self.most = 0
+        lock = threading.Lock()
+        outer, body = self, json.dumps(self.REPLY).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    outer.active += 1
+                    outer.most = max(outer.most, outer.active)
+                time.sleep(delay)
+                with lock:
+                    outer.active -= 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_requests_stay_in_flight_across_chunks_and_each_chunk_meters_its_tokens(sample, tmp_path, monkeypatch):
+    """chunk_size 1 used to mean one request at a time; now `concurrency` requests are in flight
+    across chunks, each chunk still written on its own, and tokens are counted per cell exactly."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    questions, _ = sample
+    six = sample_questions(questions, 6, seed=3)
+    endpoint = _SlowEndpoint(delay=0.4)
+    backend = _backend(endpoint.url, concurrency=8)
+    try:
+        summary, preds = _run(backend, "logprobs", "none", sample, six, tmp_path, MethodSettings(option_orders=1))
+    finally:
+        backend.close()
+        endpoint.close()
+    assert summary.computed == summary.cells == len(preds) == 6 and not preds["failed"].any()
+    assert endpoint.most >= 4, endpoint.most
+    assert len(list((tmp_path / "parts" / "logprobs" / "none").glob("part-*.parquet"))) == 6
+    assert run_metadata(preds)["infer_tokens"] == 6 * 11

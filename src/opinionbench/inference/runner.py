@@ -15,6 +15,8 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextvars import copy_context
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from opinionbench.elicit.base import Item, MethodSettings, Result, failed
 from opinionbench.inference.cells import Cell
 from opinionbench.inference.predictions import write_predictions
 from opinionbench.io import write_parquet
-from opinionbench.models.base import Backend
+from opinionbench.models.base import Backend, metered
 from opinionbench.prompting import QuestionError, check_options
 from opinionbench.steering.base import SteeringData, steer
 from opinionbench.steering.templates import templates_hash
@@ -112,28 +114,17 @@ class InferenceRun:
         bar = tqdm(total=len(items), initial=reused, unit="question", disable=not progress,
                    desc=f"{self.backend.model_id.split('/')[-1]} {self.method_name}/{self.steering}")
         computed = 0
-        for start in range(0, len(todo), self.chunk_size):
-            chunk = todo[start:start + self.chunk_size]
-            askable, rows = [], []
-            for k in chunk:
-                try:
-                    check_options(items[k].qkey, items[k].options)
-                    askable.append(k)
-                except QuestionError as exc:
-                    rows.append(self._row(items[k], failed(str(exc)), hashes[k], self.template_hash(items[k])))
-            started, tokens_before = time.perf_counter(), self.backend.tokens_processed
-            if askable:
-                results = self.method.run(self.backend, [items[k] for k in askable], self.settings)
-                rows += [self._row(items[k], r, hashes[k], self.template_hash(items[k])) for k, r in zip(askable, results)]
-            seconds = (time.perf_counter() - started) / max(len(rows), 1)
-            tokens = (self.backend.tokens_processed - tokens_before) / max(len(rows), 1)
-            for row in rows:  # each cell's share of its chunk's cost: costs add up across resumptions
-                row["seconds"], row["tokens"] = seconds, tokens
-            part = pd.DataFrame(rows)
-            write_parquet(part, self.parts_dir / f"part-{hashes[chunk[0]][:16]}-{len(chunk)}.parquet")
-            done.update({r["request_hash"]: r for r in rows})
-            computed += len(chunk)
-            bar.update(len(chunk))
+        chunks = [todo[start:start + self.chunk_size] for start in range(0, len(todo), self.chunk_size)]
+        # A server takes many requests at once (openai backend: `concurrency`): keep enough chunks in
+        # flight to fill it; each is written as soon as it is done, so a killed run still resumes.
+        in_flight = max(1, math.ceil(self.backend.parallel_requests / self.chunk_size))
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            pending = [pool.submit(copy_context().run, self._compute_chunk, chunk, items, hashes) for chunk in chunks]
+            for future in as_completed(pending):
+                rows = future.result()
+                done.update({r["request_hash"]: r for r in rows})
+                computed += len(rows)
+                bar.update(len(rows))
         bar.close()
         frame = pd.DataFrame([done[h] for h in hashes], columns=[*PREDICTION_COLUMNS, "request_hash", "seconds", "tokens"])
         seconds = float(pd.to_numeric(frame["seconds"], errors="coerce").fillna(0.0).sum())
@@ -146,6 +137,27 @@ class InferenceRun:
         failures = int(frame["failed"].sum()) if len(frame) else 0
         write_predictions(frame, self.out_path, self.metadata(len(items), failures, seconds, tokens))
         return RunSummary(len(items), computed, reused, failures, self.out_path)
+
+    def _compute_chunk(self, chunk: list[int], items: list[Item], hashes: list[str]) -> list[dict]:
+        """One chunk's rows, written as a part file: its cost metered on its own (chunks may run
+        concurrently), each cell getting its share so costs add up across resumptions."""
+        askable, rows = [], []
+        for k in chunk:
+            try:
+                check_options(items[k].qkey, items[k].options)
+                askable.append(k)
+            except QuestionError as exc:
+                rows.append(self._row(items[k], failed(str(exc)), hashes[k], self.template_hash(items[k])))
+        started = time.perf_counter()
+        with metered() as tokens:
+            if askable:
+                results = self.method.run(self.backend, [items[k] for k in askable], self.settings)
+                rows += [self._row(items[k], r, hashes[k], self.template_hash(items[k])) for k, r in zip(askable, results)]
+        seconds = (time.perf_counter() - started) / max(len(rows), 1)
+        for row in rows:
+            row["seconds"], row["tokens"] = seconds, tokens[0] / max(len(rows), 1)
+        write_parquet(pd.DataFrame(rows), self.parts_dir / f"part-{hashes[chunk[0]][:16]}-{len(chunk)}.parquet")
+        return rows
 
     def metadata(self, cells: int, failures: int, seconds: float, tokens: int) -> dict:
         """Every knob that made these predictions, and what they cost (compute seconds and tokens

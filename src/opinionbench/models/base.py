@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +89,29 @@ class BackendSettings(BaseModel):
     revision: str | None = None
 
 
+_TOKEN_METER: ContextVar[list[int] | None] = ContextVar("opinionbench_token_meter", default=None)
+_COUNT_LOCK = threading.Lock()
+
+
+@contextmanager
+def metered() -> Iterator[list[int]]:
+    """Tokens counted (`Backend.count_tokens`) inside the block, in this context and the worker
+    threads a backend starts from it with `in_context`: chunks computed concurrently each get
+    their own count."""
+    box = [0]
+    token = _TOKEN_METER.set(box)
+    try:
+        yield box
+    finally:
+        _TOKEN_METER.reset(token)
+
+
+def in_context(fn: Callable[[A], R]) -> Callable[[A], R]:
+    """`fn` run in the caller's context (its token meter) when a pool thread calls it."""
+    context = copy_context()
+    return lambda arg: context.copy().run(fn, arg)
+
+
 class Backend(ABC):
     """One model; the implementations are registered in `opinionbench.models.backends`."""
 
@@ -90,8 +119,19 @@ class Backend(ABC):
     model_id: str
     revision: str
     # Tokens the model processed so far (prompt + generated, as the backend counts them: hf its
-    # forward tokens, openai the endpoint's reported usage); the runner records each chunk's share.
+    # forward tokens, openai the endpoint's reported usage); the runner meters each chunk's own.
     tokens_processed: int = 0
+    # Requests worth having in flight at once: the runner computes that many cells' chunks
+    # concurrently (1: one chunk after another, as a local model wants).
+    parallel_requests: int = 1
+
+    def count_tokens(self, n: int) -> None:
+        """Add `n` processed tokens to the total and to the meter of the chunk being computed."""
+        with _COUNT_LOCK:
+            self.tokens_processed += n
+            box = _TOKEN_METER.get()
+            if box is not None:
+                box[0] += n
 
     @classmethod
     def from_settings(cls, settings: BackendSettings) -> Backend:

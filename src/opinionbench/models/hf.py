@@ -198,7 +198,7 @@ class HFBackend(Backend):
         import torch
 
         ids = torch.tensor([prefix], dtype=torch.long)
-        self.tokens_processed += len(prefix)
+        self.count_tokens(len(prefix))
         return self.body(input_ids=ids, use_cache=True).past_key_values
 
     def _last_logprobs(self, suffixes: list[list[int]], prefix_len: int, cache) -> torch.Tensor:
@@ -211,7 +211,7 @@ class HFBackend(Backend):
         for i, s in enumerate(suffixes):
             ids[i, :len(s)] = torch.tensor(s)
             mask[i, prefix_len:prefix_len + len(s)] = 1
-        self.tokens_processed += sum(len(s) for s in suffixes)
+        self.count_tokens(sum(len(s) for s in suffixes))
         kwargs = {}
         if cache is not None:
             past = copy.deepcopy(cache)
@@ -236,7 +236,7 @@ class HFBackend(Backend):
             values = {}
             for name, tok in cand.items():
                 x = torch.tensor([ids + [tok]])
-                self.tokens_processed += x.shape[1]
+                self.count_tokens(x.shape[1])
                 logits = self.model(input_ids=x).logits
                 values[name] = float(torch.log_softmax(logits[0, -2].float(), dim=-1)[tok])
             out.append(NextToken(values, exhaustive=True))
@@ -300,12 +300,12 @@ class HFBackend(Backend):
         ids = self.encode(request.prompt)
         out = self.body(input_ids=torch.tensor([ids]), use_cache=True)
         state = {"past": out.past_key_values, "hidden": out.last_hidden_state[:, -1]}
-        self.tokens_processed += len(ids)
+        self.count_tokens(len(ids))
 
         def feed(tokens: list[int]) -> None:
             o = self.body(input_ids=torch.tensor([tokens]), past_key_values=state["past"], use_cache=True)
             state["past"], state["hidden"] = o.past_key_values, o.last_hidden_state[:, -1]
-            self.tokens_processed += len(tokens)
+            self.count_tokens(len(tokens))
 
         def choose(options: str) -> str:
             logits = self.head(state["hidden"])[0]
@@ -339,7 +339,7 @@ class HFBackend(Backend):
         generated = self.model.generate(
             input_ids=x, attention_mask=torch.ones_like(x), past_key_values=past, max_new_tokens=request.max_tokens,
             do_sample=True, temperature=request.temperature, top_k=0, top_p=1.0, pad_token_id=self.pad_id)
-        self.tokens_processed += len(ids) + request.n * (generated.shape[1] - len(ids))
+        self.count_tokens(len(ids) + request.n * (generated.shape[1] - len(ids)))
         return [self.tokenizer.decode(g[len(ids):], skip_special_tokens=True) for g in generated]
 
     def _generate(self, reqs: list[GenerationRequest], sample: bool) -> list[str]:
@@ -356,5 +356,5 @@ class HFBackend(Backend):
             "do_sample": False}
         generated = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=reqs[0].max_tokens,
                                         pad_token_id=self.pad_id, **kwargs)
-        self.tokens_processed += int(mask.sum()) + generated.shape[1] - width
+        self.count_tokens(int(mask.sum()) + generated.shape[1] - width)
         return [self.tokenizer.decode(g[width:], skip_special_tokens=True) for g in generated]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar, get_args
@@ -21,7 +20,8 @@ from typing import Any, Literal, TypeVar, get_args
 from pydantic import Field
 
 from opinionbench.models import backends
-from opinionbench.models.base import Backend, BackendSettings, Failure, GenerationRequest, ModelError, NextToken, Prompt
+from opinionbench.models.base import (Backend, BackendSettings, Failure, GenerationRequest, ModelError, NextToken, Prompt,
+                                      in_context)
 from opinionbench.models.openai_client import api_key, make_client
 
 A = TypeVar("A")
@@ -76,14 +76,13 @@ class OpenAIBackend(Backend):
             self.revision = f"{self.revision}+extra_body:{digest}"
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         self.tokens_processed = 0
-        self._count_lock = threading.Lock()
+        self.parallel_requests = max(1, concurrency)  # the runner keeps this many cells' requests in flight
 
     def _count(self, reply) -> None:
-        """Add the endpoint's reported usage (prompt + completion tokens) to `tokens_processed`."""
+        """Add the endpoint's reported usage (prompt + completion tokens) to the token count."""
         usage = getattr(reply, "usage", None)
         if usage is not None:
-            with self._count_lock:
-                self.tokens_processed += int(usage.prompt_tokens or 0) + int(usage.completion_tokens or 0)
+            self.count_tokens(int(usage.prompt_tokens or 0) + int(usage.completion_tokens or 0))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -129,7 +128,7 @@ class OpenAIBackend(Backend):
                 top[content[0].token] = content[0].logprob
             return NextToken(top, exhaustive=False)
 
-        return list(self.pool.map(self._guard(one), prompts))
+        return list(self.pool.map(in_context(self._guard(one)), prompts))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str] | Failure]:
         def one(request: GenerationRequest) -> list[str]:
@@ -151,4 +150,4 @@ class OpenAIBackend(Backend):
                 texts.append(reply.choices[0].message.content)
             return texts
 
-        return list(self.pool.map(self._guard(one), requests))
+        return list(self.pool.map(in_context(self._guard(one)), requests))
