@@ -184,7 +184,7 @@ class _SlowEndpoint:
              "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
 
     def __init__(self, delay: float) -> None:
-        self.active = self.most = 0
+        self.active = self.most = self.requests = 0
         lock = threading.Lock()
         outer, body = self, json.dumps(self.REPLY).encode()
 
@@ -193,8 +193,11 @@ class _SlowEndpoint:
                 pass
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sent = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                reply = dict(outer.REPLY, choices=outer.REPLY["choices"] * int(sent.get("n") or 1))
+                data = json.dumps(reply).encode() if sent.get("n") else body
                 with lock:
+                    outer.requests += 1
                     outer.active += 1
                     outer.most = max(outer.most, outer.active)
                 time.sleep(delay)
@@ -202,9 +205,9 @@ class _SlowEndpoint:
                     outer.active -= 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
@@ -212,6 +215,23 @@ class _SlowEndpoint:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+def test_sequence_samples_in_one_request_with_n_where_the_server_supports_it(monkeypatch):
+    from opinionbench.models.base import GenerationRequest, Prompt
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    endpoint = _SlowEndpoint(delay=0.0)
+    request = GenerationRequest(Prompt((("user", "Pick A or B."),)), max_tokens=2, temperature=1.0, n=5, seed=3)
+    try:
+        with_n, without = _backend(endpoint.url, samples_via_n=True), _backend(endpoint.url)
+        [texts] = with_n.generate([request])
+        assert texts == ["A"] * 5 and endpoint.requests == 1
+        [texts] = without.generate([request])
+        assert texts == ["A"] * 5 and endpoint.requests == 1 + 5  # one seeded request per sample
+        assert with_n.revision == without.revision + "+n"  # other sampling streams: other cells
+    finally:
+        endpoint.close()
 
 
 def test_requests_stay_in_flight_across_chunks_and_each_chunk_meters_its_tokens(sample, tmp_path, monkeypatch):

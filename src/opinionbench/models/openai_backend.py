@@ -47,6 +47,8 @@ class OpenAISettings(BackendSettings):
         "json_schema", description="how the verbalized JSON schema is sent: json_schema (OpenAI, vLLM), "
                                    "json_object (llama.cpp server), none")
     strict: bool = Field(True, description="json_schema sent with strict: true (OpenAI structured outputs)")
+    samples_via_n: bool = Field(False, description="sequence samples in one request with `n` (vLLM, OpenAI); "
+                                "false: one seeded request per sample, for servers without `n` (llama.cpp)")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="engine-specific request fields merged into every request body, "
         "e.g. vLLM's {structured_outputs: ...} or llama.cpp's {grammar: ...}; part of the request hash")
@@ -59,7 +61,7 @@ class OpenAIBackend(Backend):
     def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None, revision: str | None = None,
                  concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 2, top_logprobs: int = 20,
                  response_format: str = "json_schema", strict: bool = True,
-                 extra_body: dict[str, Any] | None = None) -> None:
+                 extra_body: dict[str, Any] | None = None, samples_via_n: bool = False) -> None:
         key = api_key(api_key_env, required=True, where=model)
         self.client = make_client(base_url, key=key, timeout=timeout_s, max_retries=max_retries)
         self.base_url = base_url
@@ -70,6 +72,9 @@ class OpenAIBackend(Backend):
             raise ModelError(f"{model}: response_format {response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}")
         self.response_format = response_format
         self.strict = strict
+        self.samples_via_n = samples_via_n
+        if samples_via_n:  # other sampling streams than one seeded request per sample: other cells
+            self.revision = f"{self.revision}+n"
         self.extra_body = dict(extra_body or {})
         if self.extra_body:  # engine fields can change replies: they are part of what the cache keys on
             digest = hashlib.sha256(json.dumps(self.extra_body, sort_keys=True).encode()).hexdigest()[:12]
@@ -138,8 +143,15 @@ class OpenAIBackend(Backend):
                     "name": "distribution", "schema": request.json_schema, "strict": self.strict}}
             elif request.json_schema is not None and self.response_format == "json_object":
                 extra["response_format"] = {"type": "json_object", "schema": request.json_schema}
-            texts = []
-            for i in range(request.n):  # one call per sample: not every server implements `n`
+            texts: list[str] = []
+            if self.samples_via_n and request.n > 1:  # one request; a server that ignores `n` is topped up below
+                reply = self.client.chat.completions.create(
+                    model=self.model_id, messages=request.prompt.as_openai(), max_tokens=request.max_tokens,
+                    temperature=request.temperature, seed=request.seed, n=request.n, **extra,
+                )
+                self._count(reply)
+                texts = [c.message.content for c in reply.choices if c.message.content is not None][: request.n]
+            for i in range(len(texts), request.n):  # one seeded call per (remaining) sample
                 reply = self.client.chat.completions.create(
                     model=self.model_id, messages=request.prompt.as_openai(), max_tokens=request.max_tokens,
                     temperature=request.temperature, seed=request.seed + i, **extra,
