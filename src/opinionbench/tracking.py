@@ -14,6 +14,7 @@ replaced by `***`, so a key echoed into a reply or a path can never be stored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -151,13 +152,30 @@ def file_md5s(used: list[Path]) -> dict[str, str]:
     for path in used:
         path = Path(path)
         if path.is_file():
-            digest = hashlib.md5()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            stat = path.stat()
             rel = os.path.relpath(path.resolve(), Path.cwd().resolve()) if path.is_absolute() else str(path)
-            tags[f"data.md5.{rel}"] = digest.hexdigest()
+            tags[f"data.md5.{rel}"] = _md5(path.resolve(), stat.st_size, stat.st_mtime_ns)
     return tags
+
+
+@functools.lru_cache(maxsize=256)
+def _md5(path: Path, size: int, mtime_ns: int) -> str:
+    """A file's md5, read once per (file, size, mtime): every run of an execution names the same
+    truth files (28 MB of distributions on the real build), for its run key and its lineage tags."""
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _redacted(frame: pd.DataFrame, secrets: list[str]) -> pd.DataFrame:
+    """`frame` with secrets redacted in every string cell (a copy)."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(lambda v: redact(v, secrets) if isinstance(v, str) else v)
+    return out
 
 
 def _scrubbed_copy(path: Path, folder: Path, secrets: list[str]) -> Path:
@@ -166,11 +184,7 @@ def _scrubbed_copy(path: Path, folder: Path, secrets: list[str]) -> Path:
     if path.suffix in {".csv", ".md", ".json", ".txt", ".yaml"}:
         target.write_text(redact(path.read_text(errors="replace"), secrets))
     elif path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-        for column in frame.columns:
-            if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
-                frame[column] = frame[column].map(lambda v: redact(v, secrets) if isinstance(v, str) else v)
-        frame.to_parquet(target, index=False)
+        _redacted(pd.read_parquet(path), secrets).to_parquet(target, index=False)
     else:
         target.write_bytes(path.read_bytes())
     return target
@@ -281,11 +295,7 @@ class Tracker:
 
                 mlflow.MlflowClient().log_inputs(run.info.run_id, models=[LoggedModelInput(model_id)])
             if table is not None and len(table):
-                clean = table.copy()
-                for column in clean.columns:
-                    if clean[column].dtype == object or pd.api.types.is_string_dtype(clean[column]):
-                        clean[column] = clean[column].map(lambda v: redact(v, self.secrets) if isinstance(v, str) else v)
-                mlflow.log_table(data=clean, artifact_file="questions.json")
+                mlflow.log_table(data=_redacted(table, self.secrets), artifact_file="questions.json")
             if data is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -437,6 +447,7 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
     execution = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     tracker = Tracker(params, execution, declared_secret_names(params_path))
     settings = dict(settings or {})
+    evaluation_params = {f"evaluate.{k}": v for k, v in settings.items()}
     new = skipped = 0
     for item in evaluations:
         dataset = item.dataset
@@ -456,7 +467,7 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
             if key in done:
                 skipped += 1
             else:
-                pending.append((f, frame, metrics, key))
+                pending.append((f, frame, recorded, metrics, key))
         references = []  # human rows of the leaderboard: their own runs, so the UI compares models with humans
         for row in item.board[item.board["kind"] == "reference"].to_dict("records"):
             key = run_key(dataset, row["entry"], used_data, settings, {k: row.get(k) for k in RUN_METRICS})
@@ -469,7 +480,7 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
         new += len(pending) + len(references)
         with tracker.dataset(dataset, {"opinionbench.dataset": dataset,
                                        "question_sample": question_sample_digest(item.asked)}):
-            for f, frame, metrics, key in pending:
+            for f, frame, recorded, metrics, key in pending:
                 run_params = {
                     "dataset": dataset, "model": f.model, "model_id": _unique(frame, "model_id"),
                     "model_revision": _unique(frame, "model_revision"), "method": f.method, "steering": f.steering,
@@ -478,7 +489,7 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
                     "question_sample": question_sample_digest(frame["qkey"]), "n_questions": frame["qkey"].nunique(),
                     "predictions_file": str(f.path),
                 }
-                run_params |= {k: v for k, v in run_metadata(frame).items() if k not in RUN_COST_METRICS and k not in run_params}
+                run_params |= {k: v for k, v in recorded.items() if k not in RUN_COST_METRICS and k not in run_params}
                 run_artifacts = dict(written)
                 if params.log_predictions:
                     run_artifacts[f.path] = "predictions"
@@ -486,15 +497,14 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
                     "model_id": run_params["model_id"], "model_revision": run_params["model_revision"],
                     "backend": run_params.get("backend", "baseline" if f.method == "baseline" else "unknown"),
                     "kind": "baseline" if f.method == "baseline" else "model"})
-                tracker.log_run(run_name=f.label, params=run_params | {f"evaluate.{k}": v for k, v in settings.items()},
+                tracker.log_run(run_name=f.label, params=run_params | evaluation_params,
                                 metrics=metrics,
                                 tags={"opinionbench.role": "model-run", "opinionbench.entry": f.label, RUN_KEY_TAG: key},
                                 artifacts=run_artifacts, data=logged, data_source=item.directory, data_name=dataset,
                                 used_files=[*used_data, f.path], model_id=model_id,
                                 table=question_table(item, f, frame, params.table_rows))
             for row, key in references:
-                tracker.log_run(run_name=row["entry"], params={"dataset": dataset, "kind": "reference",
-                                                               **{f"evaluate.{k}": v for k, v in settings.items()}},
+                tracker.log_run(run_name=row["entry"], params={"dataset": dataset, "kind": "reference", **evaluation_params},
                                 metrics={k: row.get(k) for k in RUN_METRICS},
                                 tags={"opinionbench.role": "human-reference", "opinionbench.entry": row["entry"],
                                       RUN_KEY_TAG: key},

@@ -18,11 +18,11 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from opinionbench.audit.release import AuditError
+from opinionbench.audit.sav import label_counts
 from opinionbench.survey.answer_classes import normalise
 from opinionbench.survey.wave import load_wave
 
@@ -108,11 +108,8 @@ def audit_group_counts(human_resp_dir: str | Path, waves_dir: str | Path, progre
                     rows.append(_row(dataset, qkey, attribute, group, "not_compared", why, theirs=theirs))
                     continue
                 values = frame[qkey].to_numpy(dtype=float)[attr.codes == attr.groups.index(group)]
-                codes = list(entry.option_codes) + list(entry.refusal_codes)
-                labels = list(entry.options) + list(entry.refusal_options)
-                ours = {label: int(np.count_nonzero(values == code)) for code, label in zip(codes, labels)}
-                rows.append(compare_group(dataset, qkey, attribute, group, ours, theirs, record.get("MC_options") or []))
-        del wave, frame
+                rows.append(compare_group(dataset, qkey, attribute, group, label_counts(values, entry), theirs,
+                                          record.get("MC_options") or []))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyreadstat
 
-from opinionbench.errors import SurveyError
-from opinionbench.survey.codebook import QuestionEntry, extract_codebook
+from opinionbench.survey.codebook import QuestionEntry
+from opinionbench.survey.wave import codebook_from_metadata, read_sav
 
 
 @dataclass
@@ -23,30 +22,25 @@ class WaveCodebook:
 
 def read_codebook(path: Path) -> WaveCodebook:
     """The wave's codebook from the file's metadata only (no answers read: fast)."""
-    try:
-        _, meta = pyreadstat.read_sav(str(path), metadataonly=True)
-    except Exception as exc:  # pyreadstat raises its own error types
-        raise SurveyError(f"{path}: not a readable SPSS .sav file ({str(exc).strip().splitlines()[0]})") from None
-    string_cols = {c for c, kind in (meta.readstat_variable_types or {}).items() if kind == "string"}
-    weight_cols = {c for c in meta.column_names if c.upper().startswith("WEIGHT")}
-    book = extract_codebook(path.stem, list(meta.column_names), meta.column_names_to_labels,
-                            meta.variable_value_labels, string_cols, weight_cols, "opinionqa")
+    _, meta = read_sav(path, metadataonly=True)
+    book = codebook_from_metadata(path.stem, meta, "opinionqa")
     return WaveCodebook(path, {q.qkey: q for q in book.questions}, dict(book.skipped),
                         {c.upper(): c for c in meta.column_names})
 
 
+def label_counts(values: np.ndarray, entry: QuestionEntry) -> dict[str, int]:
+    """{answer label: respondents who gave it} (unweighted) over `values`, every labelled answer included."""
+    codes = [*entry.option_codes, *entry.refusal_codes]
+    labels = [*entry.options, *entry.refusal_options]
+    return {label: int(np.count_nonzero(values == code)) for code, label in zip(codes, labels)}
+
+
 def answer_counts(path: Path, entries: list[QuestionEntry]) -> dict[str, dict[str, int]]:
-    """qkey -> {option label: respondents who chose it} (unweighted), every labelled answer included."""
+    """qkey -> its `label_counts` over every respondent of the wave."""
     if not entries:
         return {}
-    frame, _ = pyreadstat.read_sav(str(path), usecols=[q.qkey for q in entries])
-    out = {}
-    for q in entries:
-        values = frame[q.qkey].to_numpy(dtype=float)
-        codes = list(q.option_codes) + list(q.refusal_codes)
-        labels = list(q.options) + list(q.refusal_options)
-        out[q.qkey] = {label: int(np.count_nonzero(values == code)) for code, label in zip(codes, labels)}
-    return out
+    frame, _ = read_sav(path, usecols=[q.qkey for q in entries])
+    return {q.qkey: label_counts(frame[q.qkey].to_numpy(dtype=float), q) for q in entries}
 
 
 def wave_files(waves_dir: Path) -> dict[str, Path]:

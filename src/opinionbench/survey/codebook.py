@@ -134,8 +134,9 @@ def extract_codebook(
         except (TypeError, ValueError):
             book.skipped[col] = "non-numeric answer codes"
             continue
-        substantive = [(c, t) for c, t in items if is_substantive(t, c, convention)]
-        refusals = [(c, t) for c, t in items if not is_substantive(t, c, convention)]
+        answers = [is_substantive(t, c, convention) for c, t in items]
+        substantive = [item for item, answer in zip(items, answers) if answer]
+        refusals = [item for item, answer in zip(items, answers) if not answer]
         if len(substantive) < 2:
             book.skipped[col] = f"fewer than 2 substantive options ({len(substantive)})"
             continue

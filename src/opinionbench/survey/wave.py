@@ -105,6 +105,23 @@ def _dates(frame: pd.DataFrame, wave: str) -> tuple[str | None, str | None]:
     return out[0], out[1]
 
 
+def read_sav(path: Path, **options):
+    """`pyreadstat.read_sav` with its failures as one line naming the file (frame, metadata)."""
+    try:
+        return pyreadstat.read_sav(str(path), **options)
+    except Exception as exc:  # pyreadstat raises its own ReadstatError/PyreadstatError types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SurveyError(f"{path}: not a readable SPSS .sav file ({reason})") from None
+
+
+def codebook_from_metadata(wave: str, meta, answer_classes: Convention = "pew") -> Codebook:
+    """The wave's codebook from its SPSS metadata alone (no answers needed)."""
+    string_cols = {c for c, kind in (meta.readstat_variable_types or {}).items() if kind == "string"}
+    weight_cols = {c for c in meta.column_names if c.upper().startswith("WEIGHT")}
+    return extract_codebook(wave, list(meta.column_names), meta.column_names_to_labels, meta.variable_value_labels,
+                            string_cols, weight_cols, answer_classes)
+
+
 def load_wave(path: str | Path, weight_column: str | None = None, answer_classes: Convention = "pew") -> Wave:
     """Read a wave's `.sav` once and extract its codebook and harmonised demographics.
 
@@ -113,23 +130,14 @@ def load_wave(path: str | Path, weight_column: str | None = None, answer_classes
     """
     path = Path(path)
     wave = wave_id(path)
-    try:
-        frame, meta = pyreadstat.read_sav(str(path), dates_as_pandas_datetime=True)
-    except Exception as exc:  # pyreadstat raises its own ReadstatError/PyreadstatError types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SurveyError(f"{path}: not a readable SPSS .sav file ({reason})") from None
+    frame, meta = read_sav(path, dates_as_pandas_datetime=True)
     weight = weight_column or choose_weight_column(path, wave, list(frame.columns))
     if weight not in frame.columns:
         raise SurveyError(f"{path}: weight column {weight} not found")
     weights = pd.to_numeric(frame[weight], errors="coerce").fillna(0.0).to_numpy(dtype=float)
     if not np.any(weights > 0):
         raise SurveyError(f"{path}: weight column {weight} has no positive weights")
-    string_cols = {c for c, kind in (meta.readstat_variable_types or {}).items() if kind == "string"}
-    weight_cols = {c for c in frame.columns if c.upper().startswith("WEIGHT")}
-    book = extract_codebook(
-        wave, list(meta.column_names), meta.column_names_to_labels, meta.variable_value_labels, string_cols, weight_cols,
-        answer_classes,
-    )
+    book = codebook_from_metadata(wave, meta, answer_classes)
     _skip_unanswered(book, frame, weights)
     attributes = harmonise(str(path), frame, meta.variable_value_labels)
     start, end = _dates(frame, wave)
