@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from opinionbench.config import DataPath
 from opinionbench.models import backends
@@ -39,19 +39,23 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable)
 
 
-BatchSize = Annotated[int, Field(ge=1, le=4096)]
-
-
 class HFSettings(BackendSettings):
     """A `models:` entry with `backend: hf`; the backend's own knobs live here, beside the code that reads them."""
 
     model: str = Field(description="hub id, local directory, .gguf file or embedded:smollm2")
-    batch_size: BatchSize | dict[Literal["cpu", "cuda", "mps"], BatchSize] = Field(
+    batch_size: int | dict[Literal["cpu", "cuda", "mps"], Annotated[int, Field(ge=1, le=4096)]] = Field(
         8, description="prompts per forward pass: one number, or per device ({cpu: 8, cuda: 64})")
     threads: int | None = Field(2, ge=1, description="torch CPU threads")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: cuda, else mps, else cpu")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto: bfloat16 on cuda, float32 elsewhere (a non-fp32 dtype is part of the revision)")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _some_size(cls, value):
+        if isinstance(value, int) and not 1 <= value <= 4096:
+            raise ValueError("batch_size must be 1..4096")
+        return value
     cache_dir: DataPath = Field(Path("data/models"), description="converted GGUF weights, reused by later runs")
 
 
