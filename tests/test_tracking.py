@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +54,61 @@ def test_tracking_uri_environment_wins(monkeypatch):
     assert tracking.tracking_uri(params) == "sqlite:///mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/other.db")
     assert tracking.tracking_uri(params) == "sqlite:////tmp/other.db"
+
+
+def test_relative_store_is_anchored_at_the_original_repository_in_a_dvc_temp_workspace(tmp_path):
+    """`dvc exp run --queue` runs stages in <repo>/.dvc/tmp/exps/<tmp> with DVC_ROOT = <repo>: the
+    default `sqlite:///mlflow.db` and `mlartifacts` must be the repository's, not the copy's."""
+    repo = tmp_path / "repo"
+    temp = repo / ".dvc" / "tmp" / "exps" / "tmpk2x9"
+    temp.mkdir(parents=True)
+    params = tracking.TrackingParams()
+    queued = {"DVC_ROOT": str(repo), "DVC_EXP_NAME": "exp-a"}
+    assert tracking.tracking_uri(params, cwd=temp, environ=queued) == f"sqlite:///{repo.resolve()}/mlflow.db"
+    assert tracking.artifact_root(params, cwd=temp, environ=queued) == repo.resolve() / "mlartifacts"
+    relative_env = {**queued, "MLFLOW_TRACKING_URI": "sqlite:///stores/runs.db"}
+    assert tracking.tracking_uri(params, cwd=temp, environ=relative_env) == f"sqlite:///{repo.resolve()}/stores/runs.db"
+    for uri in ("sqlite:////srv/mlflow/mlflow.db", "http://127.0.0.1:5000"):  # absolute stores and servers: as given
+        assert tracking.tracking_uri(params, cwd=temp, environ={**queued, "MLFLOW_TRACKING_URI": uri}) == uri
+    # A workspace run (`dvc repro`, `dvc exp run`): DVC_ROOT is the cwd, nothing changes.
+    assert tracking.tracking_uri(params, cwd=repo, environ={"DVC_ROOT": str(repo)}) == "sqlite:///mlflow.db"
+    assert tracking.artifact_root(params, cwd=repo, environ={"DVC_ROOT": str(repo)}) == repo.resolve() / "mlartifacts"
+    assert tracking.tracking_uri(params, cwd=repo / "src", environ={"DVC_ROOT": str(repo)}) == "sqlite:///mlflow.db"
+
+
+def test_temp_workspace_without_dvc_root_refuses_a_throwaway_store_in_one_line(tmp_path):
+    temp = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpk2x9"
+    temp.mkdir(parents=True)
+    params = tracking.TrackingParams()
+    with pytest.raises(tracking.TrackingError, match="set MLFLOW_TRACKING_URI to an absolute") as caught:
+        tracking.tracking_uri(params, cwd=temp, environ={})
+    assert "\n" not in str(caught.value) and str(temp.resolve()) in str(caught.value)
+    absolute = {"MLFLOW_TRACKING_URI": "sqlite:////srv/mlflow/mlflow.db"}
+    assert tracking.tracking_uri(params, cwd=temp, environ=absolute) == absolute["MLFLOW_TRACKING_URI"]
+
+
+def test_store_lock_makes_writers_of_one_sqlite_file_take_turns(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'stores' / 'mlflow.db'}"
+    inside, order = threading.Event(), []
+
+    def first_writer() -> None:
+        with tracking.store_lock(uri):
+            order.append("first in")
+            inside.set()
+            time.sleep(0.5)
+            order.append("first out")
+
+    thread = threading.Thread(target=first_writer)
+    thread.start()
+    assert inside.wait(10)
+    with tracking.store_lock(uri):
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]
+    assert "waiting for another writer" in capsys.readouterr().err
+    assert (tmp_path / "stores" / "mlflow.db").is_file()  # an empty file: SQLite's new database
+    with tracking.store_lock("http://127.0.0.1:5000"):  # a server serialises its own writes: no lock
+        pass
 
 
 @pytest.mark.slow

@@ -10,6 +10,12 @@ Secrets: API keys reach the pipeline only through environment variables. Before 
 sent to MLflow (params, tags, text and parquet artifacts), every value of an environment
 variable whose name looks like a credential, or that params.yaml names as an `api_key_env`, is
 replaced by `***`, so a key echoed into a reply or a path can never be stored.
+
+Parallel experiments: `dvc exp run --queue` runs each experiment in a temporary copy of the
+repository (`.dvc/tmp/exps/...`) without git-ignored files, so a relative SQLite store there
+would be a throwaway one. A relative store and artifact folder are therefore anchored at the
+original repository (DVC exports it to stages as `DVC_ROOT`), and writers of one SQLite file
+take turns (`store_lock`); an MLflow tracking server needs neither.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -94,8 +101,106 @@ def redact(value: Any, secrets: list[str] | None = None) -> str:
     return text
 
 
-def tracking_uri(params: TrackingParams) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+SQLITE = "sqlite:///"
+# Where `dvc exp run --queue/--temp` makes its temporary workspaces, inside the repository.
+DVC_TEMP_WORKSPACES = Path(".dvc", "tmp", "exps")
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def dvc_temp_origin(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The original repository when this process runs in a DVC temporary experiment workspace; else None.
+
+    A queued experiment runs in a copy under `<repo>/.dvc/tmp/exps/` that lacks git-ignored files
+    (`mlflow.db`, `mlartifacts/`) and is deleted afterwards. DVC exports the original root to
+    every stage as `DVC_ROOT` (a workspace run sets it to the repository itself, the cwd).
+    """
+    env = os.environ if environ is None else environ
+    here = (cwd or Path.cwd()).resolve()
+    root = env.get("DVC_ROOT")
+    if root:
+        origin = Path(root).resolve()
+        in_workspace = _within(here, origin) and not _within(here, origin / ".dvc")
+        return None if in_workspace else origin
+    if any(DVC_TEMP_WORKSPACES.parts == here.parts[i:i + 3] for i in range(len(here.parts) - 2)):
+        raise TrackingError(f"{here} is a DVC temporary experiment workspace and DVC_ROOT is not set: "
+                            "set MLFLOW_TRACKING_URI to an absolute sqlite:////path/mlflow.db or an http:// "
+                            "MLflow server, or the runs are lost with the workspace")
+    return None
+
+
+def _relative_sqlite(uri: str) -> str | None:
+    """The path of a `sqlite:///relative.db` URI (relative to the cwd); None for any other URI."""
+    if not uri.startswith(SQLITE):
+        return None
+    path = uri[len(SQLITE):]
+    if not path or path.startswith("/") or path.startswith(":memory:") or re.match(r"[A-Za-z]:[/\\]", path):
+        return None
+    return path
+
+
+def tracking_uri(params: TrackingParams, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The store runs go to: MLFLOW_TRACKING_URI, else `tracking.tracking_uri`.
+
+    A relative SQLite path is kept as is in the repository, and anchored at the original
+    repository inside a DVC temporary workspace (queued experiments), so that their runs land
+    in the same `mlflow.db` as every other run instead of a copy deleted after the experiment.
+    """
+    env = os.environ if environ is None else environ
+    uri = env.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+    relative = _relative_sqlite(uri)
+    if relative is None:
+        return uri
+    origin = dvc_temp_origin(cwd, env)
+    return uri if origin is None else f"{SQLITE}{origin / relative}"
+
+
+def artifact_root(params: TrackingParams, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """`tracking.artifact_root` as an absolute folder: relative to the repository, the original one
+    inside a DVC temporary workspace (artifacts written there would be deleted with it)."""
+    root = Path(params.artifact_root).expanduser()
+    if root.is_absolute():
+        return root
+    return ((dvc_temp_origin(cwd, environ) or cwd or Path.cwd()) / root).resolve()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (absolute), or None for a server or other store."""
+    if not uri.startswith(SQLITE) or uri[len(SQLITE):].startswith(":memory:"):
+        return None
+    return Path(uri[len(SQLITE):].split("?", 1)[0]).resolve()
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Writers of one SQLite store, one at a time (an exclusive `flock` on the database file).
+
+    `dvc queue start -j 2` runs two `evaluate` stages at once against one file; SQLite's own
+    locking makes one of them fail with "database is locked" when the other holds a write
+    transaction past the driver's 5 s timeout, and two first-time schema creations race. The
+    lock is advisory, held for one `evaluate`'s logging (seconds on the sample) and independent
+    of SQLite's fcntl locks, so `mlflow ui` reading the file is not blocked. Servers: no lock.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:  # an empty file is a valid new SQLite database
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"MLflow: waiting for another writer of {path} (a parallel experiment's evaluate)",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def git_lineage(cwd: Path = Path(".")) -> dict[str, str]:
@@ -204,6 +309,9 @@ class Tracker:
         self.uri = tracking_uri(params)
         # Decided before set_tracking_uri, which exports MLFLOW_TRACKING_URI itself.
         self.own_store = self.uri.startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI")
+        # Local artifacts for a SQLite store (MLflow's default, ./mlruns in the cwd, would be inside a
+        # queued experiment's temporary workspace); a server keeps its own artifact store.
+        self.artifact_root = artifact_root(params) if sqlite_path(self.uri) else None
         self.secrets = secret_values(names=secret_names)
         self.lineage = git_lineage()
         self._experiment: str | None = None
@@ -213,8 +321,8 @@ class Tracker:
             mlflow.set_tracking_uri(self.uri)
         except Exception as exc:
             raise TrackingError(f"tracking URI {redact(self.uri, self.secrets)}: {exc}") from None
-        if self.own_store:
-            relocate_artifacts(Path(self.uri.removeprefix("sqlite:///")), params.artifact_root)
+        if self.own_store and self.artifact_root is not None:
+            relocate_artifacts(sqlite_path(self.uri), self.artifact_root)
 
     def _experiment_id(self, dataset: str) -> str:
         name = f"{self.params.experiment_prefix}/{dataset}"
@@ -225,14 +333,23 @@ class Tracker:
                 if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
                     client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
                 return found.experiment_id
-            location = None
-            if self.own_store:
-                location = self.params.artifact_root.resolve().as_uri()  # beside mlflow.db, git-ignored
-            return client.create_experiment(name, artifact_location=location,
-                                            tags={"opinionbench.dataset": dataset, EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            location = self.artifact_root.as_uri() if self.artifact_root else None  # git-ignored mlartifacts/
+            return self._create_experiment(client, name, location, dataset)
         except Exception as exc:
             raise TrackingError(f"MLflow store {redact(self.uri, self.secrets)}: cannot open experiment {name}: "
                                 f"{str(exc).splitlines()[0]}") from None
+
+    def _create_experiment(self, client: Any, name: str, location: str | None, dataset: str) -> str:
+        """Create the experiment, or take the one a parallel experiment's evaluate created meanwhile
+        (two queued experiments against one tracking server both find it missing, then both create)."""
+        try:
+            return client.create_experiment(name, artifact_location=location,
+                                            tags={"opinionbench.dataset": dataset, EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except Exception:
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
 
     def logged_model(self, dataset: str, name: str, params: Mapping[str, Any]) -> str:
         """The MLflow 3 logged (external) model of a `models:` entry in the dataset's experiment,
@@ -444,6 +561,13 @@ def log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation],
     by its leaderboard entry — only for entries not already logged with the same predictions,
     truth, evaluation `settings` and numbers (`run_key`), so re-running evaluate, or adding one
     model, adds no duplicate runs. Returns the line saying what was logged where."""
+    with store_lock(tracking_uri(params)):  # parallel experiments' evaluate stages take turns on one SQLite file
+        return _log_evaluation(params, evaluations, artifacts, temperatures, params_path, settings)
+
+
+def _log_evaluation(params: TrackingParams, evaluations: list[DatasetEvaluation], artifacts: dict[str, list[Path]],
+                    temperatures: dict[tuple[str, str, str], float], params_path: Path,
+                    settings: Mapping[str, Any] | None) -> str:
     execution = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     tracker = Tracker(params, execution, declared_secret_names(params_path))
     settings = dict(settings or {})
