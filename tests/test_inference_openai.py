@@ -251,3 +251,35 @@ def test_requests_stay_in_flight_across_chunks_and_each_chunk_meters_its_tokens(
     assert endpoint.most >= 4, endpoint.most
     assert len(list((tmp_path / "parts" / "logprobs" / "none").glob("part-*.parquet"))) == 6
     assert run_metadata(preds)["infer_tokens"] == 6 * 11
+
+
+def test_chunks_in_flight_fill_the_backend_pool_plus_one_queued_chunk():
+    """A local model takes one chunk at a time; a server's pool is filled, with one chunk more
+    queued behind it so writing a finished chunk never leaves the server idle."""
+    from opinionbench.inference.runner import chunks_in_flight
+
+    assert chunks_in_flight(1, 16) == 1
+    assert chunks_in_flight(4, 16) == 2
+    assert chunks_in_flight(32, 16) == 3
+    assert chunks_in_flight(8, 1) == 9
+
+
+def test_one_bounded_pool_of_requests_across_chunks(sample, tmp_path, monkeypatch):
+    """More chunks are in flight than the server takes, yet the requests in flight never exceed
+    `concurrency` (the backend's one pool), and every chunk is still its own part file."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    questions, distributions = sample
+    nine = sample_questions(questions, 9, seed=4)
+    endpoint = _SlowEndpoint(delay=0.2)
+    backend = _backend(endpoint.url, concurrency=3)
+    try:
+        run = InferenceRun(backend, "logprobs", "none", questions, SteeringData(questions, distributions),
+                           MethodSettings(option_orders=1), dataset="sample", out_path=tmp_path / "p.parquet",
+                           parts_dir=tmp_path / "parts", chunk_size=2)
+        summary = run.run(cells_to_predict(distributions, nine, {}, steering="none"), progress=False)
+    finally:
+        backend.close()
+        endpoint.close()
+    assert summary.computed == summary.cells == 9 and summary.failed == 0
+    assert endpoint.most == 3, endpoint.most  # filled, and never more than the pool
+    assert len(list((tmp_path / "parts").glob("part-*.parquet"))) == 5

@@ -36,6 +36,20 @@ from opinionbench.steering.templates import templates_hash
 from opinionbench.tables import PREDICTION_COLUMNS
 
 
+def chunks_in_flight(parallel_requests: int, chunk_size: int) -> int:
+    """How many chunks the runner computes at once.
+
+    A local model (`parallel_requests` 1) takes one chunk after another. A server takes
+    `parallel_requests` requests at once (openai backend: `concurrency`), bounded by the backend's
+    one request pool that every chunk shares: enough chunks to fill that pool, plus one whose
+    requests wait queued in it, so the server never idles while a finished chunk is written as a
+    part file (each still written as soon as it is done, so a killed run resumes).
+    """
+    if parallel_requests <= 1:
+        return 1
+    return math.ceil(parallel_requests / max(1, chunk_size)) + 1
+
+
 @dataclass
 class RunSummary:
     cells: int
@@ -57,6 +71,10 @@ class InferenceRun:
         self.method = methods.get(method)
         self.steering = steering
         self.questions = questions.set_index("qkey", drop=False)
+        # (wording, options) by qkey, read once: a pandas row lookup per cell cost more than the
+        # cell's own request against a fast server
+        self._asked = {str(q): (str(text), tuple(str(o) for o in options))
+                       for q, text, options in zip(questions["qkey"], questions["question"], questions["options"])}
         self.data = steering_data
         self.settings = settings
         self.dataset = dataset
@@ -65,13 +83,14 @@ class InferenceRun:
         self.chunk_size = chunk_size
         self.retry_failed = retry_failed
         self.knobs = dict(knobs or {})  # the run's other settings (steering, sample), recorded with the predictions
+        self._settings_key = asdict(settings)  # part of every request hash
 
     # -- what a cell asks -------------------------------------------------------------------
     def item(self, cell: Cell) -> Item:
         qkey, attribute, group = cell
-        row = self.questions.loc[qkey]
+        question, options = self._asked[qkey]
         context = steer(self.steering, self.data, qkey, attribute, group)
-        return Item(qkey, attribute, group, str(row["question"]), tuple(str(o) for o in row["options"]), context)
+        return Item(qkey, attribute, group, question, options, context)
 
     def request_hash(self, item: Item) -> str:
         try:
@@ -79,7 +98,7 @@ class InferenceRun:
             prompts = [p.messages for p in self.method.prompts(item, self.settings)]
         except QuestionError as exc:  # not askable (e.g. > 26 options): hashed by what is wrong, recorded as failed
             prompts = [str(exc)]
-        key = [self.backend.model_id, self.backend.revision, self.method_name, asdict(self.settings), prompts]
+        key = [self.backend.model_id, self.backend.revision, self.method_name, self._settings_key, prompts]
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
     def template_hash(self, item: Item) -> str:
@@ -115,10 +134,7 @@ class InferenceRun:
                    desc=f"{self.backend.model_id.split('/')[-1]} {self.method_name}/{self.steering}")
         computed = 0
         chunks = [todo[start:start + self.chunk_size] for start in range(0, len(todo), self.chunk_size)]
-        # A server takes many requests at once (openai backend: `concurrency`): keep enough chunks in
-        # flight to fill it; each is written as soon as it is done, so a killed run still resumes.
-        in_flight = max(1, math.ceil(self.backend.parallel_requests / self.chunk_size))
-        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        with ThreadPoolExecutor(max_workers=chunks_in_flight(self.backend.parallel_requests, self.chunk_size)) as pool:
             pending = [pool.submit(copy_context().run, self._compute_chunk, chunk, items, hashes) for chunk in chunks]
             for future in as_completed(pending):
                 rows = future.result()
