@@ -137,6 +137,8 @@ class QuestionnaireParams(Section):
     out_dir: DataPath = Path("data/questionnaire")
     dpi: int = Field(200, ge=72, le=600)
     psm: int = Field(6, ge=3, le=13, description="tesseract page segmentation mode")
+    reader: Literal["anchored", "layout"] = Field(
+        "anchored", description="anchored: find the codebook's questions in any layout; layout: our topline's rules")
     workers: int = Field(2, ge=1, le=64, description="OCR processes (pages in parallel)")
     ocr_cache_dir: DataPath = Field(Path("data/cache/ocr"), description="finished pages, so a killed OCR resumes")
     reviews: Path | None = Field(Path("data/reviews/corrections.yaml"),

@@ -27,9 +27,13 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 OCR_COLUMNS = [
-    "page", "block", "par", "line", "word", "left", "top", "width", "height", "conf", "text",
+    "page", "column", "block", "par", "line", "word", "left", "top", "width", "height", "conf", "text",
     "dpi", "page_width", "page_height",
 ]
+GUTTER_POINTS = 16.0  # a band of the page this wide without ink, between two text columns
+GUTTER_STRIPS = 40  # the page body is cut into this many strips; a gutter is inkless in nearly all
+COLUMN_START_WITHIN = 0.25  # share of the page width right of the gutter where a column's lines start
+BAND = 0.07  # top and bottom share of a page where running headers and footers live
 
 
 @dataclass(frozen=True)
@@ -101,8 +105,59 @@ def check_pdf(path: Path) -> int:
     return pages
 
 
+def text_columns(image: PILImage, dpi: int) -> list[tuple[int, int]]:
+    """The x ranges (pixels) of a page's text columns: split at an inkless band in the middle of the
+    page (at least GUTTER_POINTS wide) with a wide run of text on either side; one range otherwise.
+
+    Tesseract reads a page as one block of lines (psm 6: keeps a percentage and its label on one
+    line); on a two-column page that interleaves the columns, so each column is read on its own.
+    """
+    import numpy as np
+
+    ink = np.asarray(image.convert("L"), dtype=np.uint8) < 128
+    height, width = ink.shape
+    body = ink[int(height * BAND): int(height * (1 - BAND))]
+    strips = np.array_split(body, GUTTER_STRIPS, axis=0)  # a title across both columns blocks one strip, not the gutter
+    inked_strips = (np.stack([strip.sum(axis=0) for strip in strips]) > 2).sum(axis=0)
+    per_x = body.sum(axis=0)
+    lo, hi = int(width * 0.3), int(width * 0.7)
+    runs, start = [], None  # inkless runs of pixel columns in the middle of the page
+    for x in range(lo, hi + 1):
+        free = x < hi and inked_strips[x] <= GUTTER_STRIPS // 20
+        if free and start is None:
+            start = x
+        elif not free and start is not None:
+            runs.append((start, x))
+            start = None
+    wide = [(a, b) for a, b in runs if b - a >= GUTTER_POINTS * dpi / 72]
+    if not wide:
+        return [(0, width)]
+    a, b = min(wide, key=lambda r: abs((r[0] + r[1]) / 2 - width / 2))  # the gutter is the run nearest the middle
+    # cut just right of the left column's ink: the right column's left edge (codes, markers) is
+    # sparse enough to look free, the left column's ragged right edge is not
+    best_mid = a + int(GUTTER_POINTS * dpi / 72) // 2
+    inked = np.flatnonzero(per_x > 2)
+    left, right = inked[inked < best_mid], inked[inked > best_mid]
+    if len(left) == 0 or len(right) == 0 or min(np.ptp(left), np.ptp(right)) < 0.12 * width:
+        return [(0, width)]
+    # two columns run side by side: many strips have text on both sides of the gutter without
+    # crossing it (a nearly empty last page with a line or two across it is one column)
+    crossing = inked_strips[a:b].max()
+    side_by_side = sum(bool(strip[:, :a].any() and strip[:, b:].any()) for strip in strips) - crossing
+    if side_by_side < max(3, 2 * crossing):
+        return [(0, width)]
+    # a column's lines start near its left edge; a page whose right half holds only percentages at
+    # the far right (and a few lines running across) is one column
+    starts = [np.flatnonzero(strip[:, best_mid:].sum(axis=0) > 2) for strip in strips]
+    starts = [int(s[0]) for s in starts if len(s)]
+    if sum(x < COLUMN_START_WITHIN * width for x in starts) < 0.5 * len(starts):
+        return [(0, width)]
+    return [(0, int(best_mid)), (int(best_mid), width)]
+
+
 def ocr_page(pdf: Path, page: int, settings: OcrSettings) -> pd.DataFrame:
-    """One page → its words (tesseract `image_to_data`), coordinates in pixels at `settings.dpi`."""
+    """One page → its words (tesseract `image_to_data`, each text column on its own), coordinates
+    in pixels of the whole page at `settings.dpi`."""
     import pytesseract
     from pdf2image import convert_from_path
 
@@ -113,9 +168,16 @@ def ocr_page(pdf: Path, page: int, settings: OcrSettings) -> pd.DataFrame:
     if not images:
         raise QuestionnaireError(f"{pdf}: page {page}: poppler returned no image (truncated PDF?)")
     image = clean_scan(images[0]) if settings.binarize else images[0]
-    data = pytesseract.image_to_data(
-        image, lang=settings.lang, config=settings.tesseract_config(), output_type=pytesseract.Output.DATAFRAME
-    )
+    frames = []
+    for column, (x0, x1) in enumerate(text_columns(image, settings.dpi)):
+        crop = image if (x0, x1) == (0, image.size[0]) else image.crop((x0, 0, x1, image.size[1]))
+        data = pytesseract.image_to_data(
+            crop, lang=settings.lang, config=settings.tesseract_config(), output_type=pytesseract.Output.DATAFRAME
+        )
+        data["left"] = data["left"] + x0
+        data["column"] = column
+        frames.append(data)
+    data = pd.concat(frames, ignore_index=True)
     words = data[(data["level"] == 5) & data["text"].notna()].copy()
     words["text"] = words["text"].astype(str).str.strip()
     words = words[words["text"] != ""]
@@ -125,13 +187,14 @@ def ocr_page(pdf: Path, page: int, settings: OcrSettings) -> pd.DataFrame:
     words["dpi"] = settings.dpi
     words["page_width"], words["page_height"] = image.size
     words["conf"] = words["conf"].astype(float)
-    for col in ("block", "par", "line", "word", "left", "top", "width", "height", "page_width", "page_height"):
+    for col in ("column", "block", "par", "line", "word", "left", "top", "width", "height", "page_width",
+                "page_height"):
         words[col] = words[col].astype(int)
     return words[OCR_COLUMNS].reset_index(drop=True)
 
 
 def _page_cache_path(cache_dir: Path, digest: str, page: int, settings: OcrSettings) -> Path:
-    variant = f"dpi{settings.dpi}-psm{settings.psm}-{settings.lang}{'-bin' if settings.binarize else ''}"
+    variant = f"dpi{settings.dpi}-psm{settings.psm}-{settings.lang}{'-bin' if settings.binarize else ''}-cols"
     return cache_dir / f"{digest[:20]}-{variant}" / f"page-{page:04d}.parquet"
 
 

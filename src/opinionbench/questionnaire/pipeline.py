@@ -184,6 +184,26 @@ def correct_blocks(
     return frame
 
 
+def read_blocks_of(
+    words: pd.DataFrame,
+    *,
+    hints: dict[str, Hint] | None,
+    toplines: dict[str, tuple[list[float], float]] | None = None,
+    reader: str = "anchored",
+    source: str = "questionnaire",
+) -> list[Block]:
+    """Question blocks from OCR words: anchored on the codebook when there is one (any layout),
+    else by our topline's layout rules (nothing to anchor on)."""
+    from opinionbench.questionnaire.reader import read_blocks
+    from opinionbench.questionnaire.segment import segment
+
+    if reader == "anchored" and hints:
+        return read_blocks(words, hints, toplines)
+    if reader == "anchored":
+        warnings.warn(f"{source}: no codebook to anchor on: the topline layout rules read it", stacklevel=2)
+    return segment(words, source=source)
+
+
 def missing_questions(corrected: pd.DataFrame, hints: dict[str, Hint]) -> list[str]:
     """Codebook codes the questionnaire did not yield (not printed, or not found by OCR)."""
     return sorted(set(hints) - set(corrected["qcode"]))
@@ -197,6 +217,7 @@ def read_questionnaire(
     params: CorrectionParams | None = None,
     dpi: int = 200,
     psm: int = 6,
+    reader: str = "anchored",
     workers: int = 2,
     ocr_cache_dir: str | Path | None = None,
     progress: bool = False,
@@ -210,7 +231,6 @@ def read_questionnaire(
     import tempfile
 
     from opinionbench.questionnaire.ocr import OcrSettings, ocr_pdf
-    from opinionbench.questionnaire.segment import segment
 
     params = params or CorrectionParams(backend=correction)
     if correction == "codebook" and wave is None:
@@ -219,11 +239,14 @@ def read_questionnaire(
     with tempfile.TemporaryDirectory() as tmp:
         words = ocr_pdf(pdf_path, settings=OcrSettings(dpi=dpi, psm=psm), workers=workers,
                         cache_dir=Path(ocr_cache_dir) if ocr_cache_dir else Path(tmp), progress=progress)
-    blocks = segment(words, source=str(pdf_path))
+    hints = wave_hints(wave) if wave is not None else None
+    toplines = wave_toplines(wave) if wave is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore" if wave is None else "default")
+        blocks = read_blocks_of(words, hints=hints, toplines=toplines, reader=reader, source=str(pdf_path))
     wave_id = wave.wave if wave is not None else pdf_path.stem.split("_")[0]
     frame = correct_blocks(
         blocks, wave_id=wave_id, backend=make_backend(correction, params), params=params,
-        hints=wave_hints(wave) if wave is not None else None,
-        toplines=wave_toplines(wave) if wave is not None else None, source=str(pdf_path), progress=progress,
+        hints=hints, toplines=toplines, source=str(pdf_path), progress=progress,
     )
     return frame

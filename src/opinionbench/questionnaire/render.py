@@ -105,14 +105,23 @@ def render_pdf(
     dates: tuple[str | None, str | None] = (None, None),
     n: int | None = None,
     layout: Layout = LAYOUT,
+    style: str = "topline",
+    seed: int = 0,
 ) -> int:
-    """Write the born-digital topline PDF; returns the number of pages.
+    """Write the born-digital questionnaire PDF; returns the number of pages.
 
-    A question block never splits across pages (as in most Pew toplines), so each block has one
-    page and one bounding box.
+    `topline` (our own layout) never splits a question block across pages, so each block has one
+    page and one bounding box; the other `styles.STYLES` are drawn by `render_styles`.
     """
     from reportlab.pdfbase.pdfmetrics import stringWidth
     from reportlab.pdfgen import canvas
+
+    if style != "topline":
+        from opinionbench.questionnaire.render_styles import render_styled_pdf
+        from opinionbench.questionnaire.styles import style_named
+
+        return render_styled_pdf(questions, path, style_named(style), wave=wave, title=title, dates=dates, n=n,
+                                 seed=seed)
 
     path = Path(path)
     tmp = atomic_path(path)
@@ -226,8 +235,9 @@ def render_wave_questionnaire(
     seed: int = 0,
     max_questions: int | None = None,
     routing: dict[str, str] | None = None,
+    style: str = "topline",
 ) -> int:
-    """`.sav` → topline questionnaire PDF (scanned by default); returns the page count."""
+    """`.sav` → questionnaire PDF in `style` (scanned by default); returns the page count."""
     from opinionbench.survey import load_wave
 
     wave = load_wave(sav_path)
@@ -238,7 +248,8 @@ def render_wave_questionnaire(
     questions = wave_render_questions(wave, routing)
     if max_questions:
         questions = questions[:max_questions]
-    kwargs = dict(wave=wave.wave, title=wave.topic, dates=(wave.wave_start, wave.wave_end), n=len(wave.weights))
+    kwargs = dict(wave=wave.wave, title=wave.topic, dates=(wave.wave_start, wave.wave_end), n=len(wave.weights),
+                  style=style, seed=seed)
     pdf_path = Path(pdf_path)
     if not scanned:
         return render_pdf(questions, pdf_path, **kwargs)

@@ -20,7 +20,8 @@ from opinionbench.questionnaire.layout import CODE_LINE, FOOTER, LAYOUT, ROUTING
 from opinionbench.questionnaire.ocr import PageWarning
 from opinionbench.survey.answer_classes import is_substantive
 
-PERCENT_TOKEN = re.compile(r"^(<\s?[1lI|!i]|[0-9OoIl|]{1,3}|\*)[°*%'.,_\"\->)}\]]?$")
+# `$3`: tesseract reads a 5 as `$` (53)
+PERCENT_TOKEN = re.compile(r"^(<\s?[1lI|!i]|[0-9OoIl|]{1,3}|\$[0-9]{1,2}|\*)[°*%'.,_\"\->)}\]]?$")
 GLUED_OPTION = re.compile(r"^(\d{1,3})[.:,](\w{1,3})$")  # `32.1`: a percentage and a short numeric label read as one
 REFUSAL_WORDS = ("Refused", "Don't know", "No answer", "Don't know/Refused")
 
@@ -129,7 +130,7 @@ def parse_percent(token: str) -> str | None:
         return "<1"
     if core.startswith("<"):
         return "<1"
-    digits = core.translate(str.maketrans("OoIl|", "00111"))
+    digits = core.translate(str.maketrans("OoIl|$", "001115"))
     return str(int(digits)) if digits.isdigit() else None
 
 

@@ -17,8 +17,13 @@ def run(args: argparse.Namespace) -> int:
     from opinionbench.questionnaire.plots import quality_plot
     from opinionbench.questionnaire.correct import make_backend
     from opinionbench.questionnaire.errors import printed_warnings
-    from opinionbench.questionnaire.pipeline import correct_blocks, missing_questions, wave_hints, wave_toplines
-    from opinionbench.questionnaire.segment import segment
+    from opinionbench.questionnaire.pipeline import (
+        correct_blocks,
+        missing_questions,
+        read_blocks_of,
+        wave_hints,
+        wave_toplines,
+    )
     from opinionbench.survey import load_wave
     from opinionbench.tables import read_table
 
@@ -34,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
             wave = load_wave(sav) if sav.exists() else None
             if wave is None:
                 print(f"warning: {sav}: no microdata for {wave_id}: no codebook hints, no topline check")
-            blocks = segment(words, source=str(params.pdfs[wave_id]))
             hints = wave_hints(wave) if wave is not None else {}
+            toplines = wave_toplines(wave) if wave is not None else {}
+            blocks = read_blocks_of(words, hints=hints, toplines=toplines, reader=params.reader,
+                                    source=str(params.pdfs[wave_id]))
             corrected = correct_blocks(blocks, wave_id=wave_id, backend=backend, params=params.correction,
-                                       hints=hints, toplines=wave_toplines(wave) if wave is not None else {},
-                                       source=str(params.pdfs[wave_id]))
+                                       hints=hints, toplines=toplines, source=str(params.pdfs[wave_id]))
         write_parquet(corrected, out / "corrected.parquet")
         write_text(corrected[["qkey", "page", "confidence", "drift", "status"]].to_csv(index=False),
                    out / "quality.csv")

@@ -17,12 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dpi", type=int, default=200, help="scan resolution, 150-300 (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scan degradation")
     parser.add_argument("--max-questions", type=int, default=None)
+    parser.add_argument("--style", default="topline",
+                        help="layout: topline | bracketed | numbered | trend | matrix | two_column")
 
 
 def run(args: argparse.Namespace) -> int:
     from opinionbench.questionnaire.render import render_wave_questionnaire
 
     pages = render_wave_questionnaire(args.sav, args.pdf, scanned=not args.clean, dpi=args.dpi, seed=args.seed,
-                                      max_questions=args.max_questions)
+                                      max_questions=args.max_questions, style=args.style)
     print(f"{args.pdf}: {pages} pages ({'clean' if args.clean else f'scanned at {args.dpi} dpi'})")
     return 0

@@ -53,6 +53,18 @@ def merged_opcodes(o: list[str], t: list[str]) -> list[tuple[str, int, int, int,
     return [tuple(m) for m in merged]
 
 
+def _misread(ocr: str, truth: str) -> bool:
+    """One or two characters misread in a word of the same length (`tite` for `life`), or one in a short word."""
+    distance = Levenshtein.distance(ocr, truth)
+    return (len(truth) >= 2 and distance <= 1) or (len(ocr) == len(truth) >= 4 and distance <= 2)
+
+
+def _scale_point(ocr: str, truth: str) -> bool:
+    """A numbered scale point (`7` of 0-10) read as another short number: its place in a list with
+    as many options as the codebook's says which one it is; a digit has no spelling to compare."""
+    return truth.strip().isdigit() and len(ocr.strip()) <= 3 and not any(ch.isalpha() for ch in ocr if ch not in "lIOoSsZzBG")
+
+
 def align_text(ocr: str, truth: str) -> tuple[str, int]:
     """OCR text with OCR-like errors replaced from `truth`; returns (text, number of fixes)."""
     o, t = ocr.split(), truth.split()
@@ -65,7 +77,7 @@ def align_text(ocr: str, truth: str) -> tuple[str, int]:
             out.extend(src)
         elif src and dst:
             a, b = _squash(src), _squash(dst)
-            if fuzz.ratio(a, b) >= SAME_WORDS_MIN_RATIO or (len(b) >= 2 and Levenshtein.distance(a, b) <= 1):
+            if fuzz.ratio(a, b) >= SAME_WORDS_MIN_RATIO or _misread(a, b):
                 out.extend(dst)
                 fixes += 1
             else:
@@ -97,6 +109,11 @@ class CodebookCorrection:
         # a topline prints the options in codebook order: with as many options, align by position
         positional = len(block.options) == len(hint.options)
         for i, label in enumerate(block.options):
+            if positional and _scale_point(label, hint.options[i]):
+                options.append(hint.options[i])
+                if label != hint.options[i]:
+                    notes.append(f"option {label!r} -> {hint.options[i]!r} (scale point by position)")
+                continue
             if positional and fuzz.ratio(ocr_fold(label), ocr_fold(hint.options[i])) >= POSITIONAL_MIN_RATIO:
                 match = (hint.options[i],)
             else:
