@@ -11,7 +11,6 @@ segmenter reads back.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,23 +20,13 @@ from PIL import Image, ImageFilter
 from opinionbench.errors import OpinionBenchError
 from opinionbench.io import atomic_path
 from opinionbench.questionnaire.layout import LAYOUT, Layout, code_label, footer_line, routing_line
+from opinionbench.questionnaire.styles import RenderQuestion, wrap_text
 
 if TYPE_CHECKING:
     from opinionbench.survey import Wave
 
 FONT = "Helvetica"
 BOLD = "Helvetica-Bold"
-
-
-@dataclass(frozen=True)
-class RenderQuestion:
-    qcode: str
-    routing: str
-    wording: str
-    options: list[str]
-    percents: list[str]  # printed topline values, aligned with options ("12", "<1")
-    refusal_label: str | None = None
-    refusal_percent: str | None = None
 
 
 def format_percent(share: float) -> str:
@@ -77,23 +66,6 @@ def wave_render_questions(wave: Wave, routing: dict[str, str] | None = None) -> 
             refusal_percent=format_percent(refusal) if refusal_label else None,
         ))
     return out
-
-
-def _wrap(text: str, width: float, size: float, font: str = FONT) -> list[str]:
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}".strip()
-        if current and stringWidth(candidate, font, size) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
-    if current:
-        lines.append(current)
-    return lines or [""]
 
 
 def render_pdf(
@@ -157,14 +129,14 @@ def render_pdf(
         code_text = code_label(q.qcode)
         code_w = stringWidth(code_text, BOLD, size)
         first_x = max(layout.wording_x, m + code_w + 8)
-        wording_lines = _wrap(q.wording, text_right - first_x, size)
+        wording_lines = wrap_text(q.wording, text_right - first_x, size)
         label_x = layout.wording_x + layout.label_offset
         option_rows: list[tuple[str, list[str]]] = []
         labels = list(zip(q.percents, q.options))
         if q.refusal_label:
             labels.append((q.refusal_percent or "0", q.refusal_label))
         for pct, label in labels:
-            option_rows.append((pct, _wrap(label, text_right - label_x, size)))
+            option_rows.append((pct, wrap_text(label, text_right - label_x, size)))
         height = lead * (2 + len(wording_lines) + sum(len(r[1]) for r in option_rows)) + lead
         if y - height < m and y < layout.page_height - m - 1:
             footer()

@@ -11,16 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from opinionbench.io import atomic_path
 from opinionbench.questionnaire.batteries import split_stem
-from opinionbench.questionnaire.styles import Style
-
-if TYPE_CHECKING:
-    from opinionbench.questionnaire.render import RenderQuestion
+from opinionbench.questionnaire.styles import RenderQuestion, Style, wrap_text
 
 FONT, BOLD = "Helvetica", "Helvetica-Bold"
 PAGE_W, PAGE_H, MARGIN, GUTTER = 612.0, 792.0, 54.0, 24.0
@@ -47,12 +43,6 @@ class Unit:
     """Rows drawn together: the whole question, or (when splitting is allowed) a few lines."""
 
     rows: list[Row]
-
-
-def _wrap(text: str, width: float, size: float, font: str = FONT) -> list[str]:
-    from opinionbench.questionnaire.render import _wrap as wrap
-
-    return wrap(text, width, size, font)
 
 
 def _width(text: str, size: float, font: str = FONT) -> float:
@@ -127,9 +117,9 @@ class Composer:
     def _stem_rows(self, routing: str, code_text: str, wording: str) -> list[Row]:
         size = self.size
         first_x = max(self.code_w, _width(code_text, size, BOLD) + 8)
-        lines = _wrap(wording, self.width - first_x, size)
+        lines = wrap_text(wording, self.width - first_x, size)
         rows = [Row([Cell(0, f"{routing.rstrip(':')}:")]), Row([Cell(0, code_text, BOLD), Cell(first_x, lines[0])])]
-        for extra in _wrap(" ".join(lines[1:]), self.width - self.code_w, size) if len(lines) > 1 else []:
+        for extra in wrap_text(" ".join(lines[1:]), self.width - self.code_w, size) if len(lines) > 1 else []:
             rows.append(Row([Cell(self.code_w, extra)]))
         rows[-1].gap = 0.4
         return rows
@@ -154,7 +144,7 @@ class Composer:
         label_right = (edges[0] - 30.0) if style.percent_side == "right" else self.width
         for k, (pct, label) in enumerate(labels):
             values = _trend_values(pct, self.rng, cols)
-            lines = _wrap(label, label_right - label_x, size)
+            lines = wrap_text(label, label_right - label_x, size)
             first = [Cell(label_x, lines[0])]
             if style.marker != "none":
                 first.insert(0, Cell(self.code_w, _marker(style, k)))
@@ -173,14 +163,14 @@ class Composer:
         item_w = self.width * 0.42
         col_w = (self.width - item_w) / len(labels)
         centres = [item_w + col_w * (k + 0.5) for k in range(len(labels))]
-        wrapped = [_wrap(label, col_w - 6, size - 1.5) for label in labels]
+        wrapped = [wrap_text(label, col_w - 6, size - 1.5) for label in labels]
         for line in range(max(len(w) for w in wrapped)):
             rows.append(Row([Cell(c, w[line], align="centre", size=size - 1.5)
                              for c, w in zip(centres, wrapped) if line < len(w)]))
         rows[-1].gap = 0.3
         for k, (q, item) in enumerate(zip(qs, items)):
             values = list(q.percents) + ([q.refusal_percent or "0"] if q.refusal_label else [])
-            lines = _wrap(item, item_w - 22, size)
+            lines = wrap_text(item, item_w - 22, size)
             rows.append(Row([Cell(0, f"{chr(ord('a') + k)}."), Cell(18, lines[0])]
                             + [Cell(c + 8, v, align="right") for c, v in zip(centres, values)]))
             rows += [Row([Cell(18, extra)]) for extra in lines[1:]]

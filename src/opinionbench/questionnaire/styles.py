@@ -13,6 +13,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+FONT = "Helvetica"
+
+@dataclass(frozen=True)
+class RenderQuestion:
+    qcode: str
+    routing: str
+    wording: str
+    options: list[str]
+    percents: list[str]  # printed topline values, aligned with options ("12", "<1")
+    refusal_label: str | None = None
+    refusal_percent: str | None = None
+
+
+def wrap_text(text: str, width: float, size: float, font: str = FONT) -> list[str]:
+    """Words filled into lines no wider than `width` points (reportlab's font metrics)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if current and stringWidth(candidate, font, size) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    if current:
+        lines.append(current)
+    return lines or [""]
+
+
 CodeForm = Literal["period", "bracketed", "bare", "numbered"]
 Marker = Literal["none", "letter", "number"]
 
