@@ -4,7 +4,8 @@ One converted model is shared by the module (converted GGUF weights cached under
 project's data/models, so the ~26 s conversion happens once per machine). Checks: every
 method x steering gives valid, traceable predictions; the fast path equals the per-option
 loop (with shared-prefix KV reuse) and does not depend on the batch size; a second run reuses
-what the first computed; bad inputs are one-line errors or recorded failures.
+what the first computed; bad inputs are one-line errors or recorded failures; batched
+generation gives the one-at-a-time replies and seeded samples repeat.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from opinionbench.inference.predictions import check_alignment, read_predictions
 from opinionbench.inference.cells import cells_to_predict, sample_questions
 from opinionbench.inference.runner import InferenceRun
 from opinionbench.io import write_parquet
-from opinionbench.models.base import ModelError
+from opinionbench.models.base import GenerationRequest, ModelError, metered
 from opinionbench.steering.base import SteeringData
 from opinionbench.steering.templates import templates_hash
 from opinionbench.survey.build import build_waves
@@ -177,6 +178,65 @@ def test_results_do_not_depend_on_batch_size_or_prefix_sharing(smollm2, sample, 
             pa, _ = letter_probabilities(a, n, "sum")
             pb, _ = letter_probabilities(b, n, "sum")
             np.testing.assert_allclose(pa, pb, atol=1e-5)
+
+
+def _generation_requests(sample, qkeys) -> list[GenerationRequest]:
+    """Real prompts of both generating methods, as their `run` builds them: verbalized (constrained
+    JSON) and sequence greedy and seeded-sampled, persona (one shared system prompt) and few-shot
+    (a long prefix per question) steering, two option orders: several prefix groups in a batch."""
+    from opinionbench.elicit import sequence, verbalized
+    from opinionbench.elicit.base import Item
+    from opinionbench.steering.base import steer
+
+    questions, distributions = sample
+    data = SteeringData(questions, distributions, k_shots=2)
+    rows = questions.set_index("qkey")
+    settings = MethodSettings(option_orders=2)
+    requests = []
+    for steering, keys in (("persona", qkeys), ("few-shot", qkeys[:1])):
+        for q in keys:
+            item = Item(q, "POLPARTY", "Republican", rows.loc[q, "question"], tuple(rows.loc[q, "options"]),
+                        steer(steering, data, q, "POLPARTY", "Republican"))
+            requests += [GenerationRequest(p, max_tokens=60, json_schema=verbalized.schema(len(item.options)))
+                         for p in verbalized.prompts(item, settings)]
+            for p in sequence.prompts(item, settings):
+                requests += [GenerationRequest(p, max_tokens=6),
+                             GenerationRequest(p, max_tokens=4, temperature=1.0, n=4, seed=sequence._seed(p, 0))]
+    return requests
+
+
+def _generate_with(backend, requests, batch_size: int):
+    saved = backend.generation_batch_size
+    backend.generation_batch_size = batch_size
+    try:
+        with metered() as tokens:
+            return backend.generate(requests), tokens[0]
+    finally:
+        backend.generation_batch_size = saved
+
+
+def test_batched_generation_gives_the_one_at_a_time_replies_and_seeded_samples_repeat(smollm2, sample, two_qkeys):
+    requests = _generation_requests(sample, two_qkeys)
+    assert sum(r.json_schema is not None for r in requests) == 6 and sum(r.temperature > 0 for r in requests) == 6
+    reference, reference_tokens = _generate_with(smollm2, requests, 1)
+    # 5 rows a batch: batches mix prefix groups, sampled requests (4 rows) fill them unevenly
+    batched, batched_tokens = _generate_with(smollm2, requests, 5)
+    for request, ref, got in zip(requests, reference, batched):
+        assert len(got) == request.n and all(isinstance(t, str) for t in got)
+        if request.temperature == 0:  # greedy: exactly the one-at-a-time strings
+            assert got == ref, (request.prompt.messages[-1][1][:60], ref, got)
+    verbalized = [got[0] for request, got in zip(requests, batched) if request.json_schema is not None]
+    assert all(t.startswith('{"A": ') and t.endswith("}") for t in verbalized)
+    # seeded sampling: the same samples with other batch makeups (all at once; each request alone),
+    # and the one-at-a-time path's (same generator stream on the same probabilities)
+    sampled = [i for i, r in enumerate(requests) if r.temperature > 0]
+    together, _ = _generate_with(smollm2, [requests[i] for i in sampled], 64)
+    alone, _ = _generate_with(smollm2, [requests[sampled[-1]]], 64)
+    assert together == [batched[i] for i in sampled] == [reference[i] for i in sampled]
+    assert alone == [batched[sampled[-1]]]
+    assert len({tuple(batched[i]) for i in sampled}) > 1  # really sampled, not one fixed reply
+    # tokens are metered; the shared prefixes are computed once, so fewer than one at a time
+    assert 0 < batched_tokens < reference_tokens
 
 
 def test_a_rerun_reuses_what_was_computed_and_computes_only_new_cells(smollm2, sample, tmp_path):
