@@ -45,12 +45,8 @@ import argparse
 import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +58,7 @@ import pandas as pd
 from opinionbench.elicit import logprobs
 from opinionbench.elicit.base import Item, MethodSettings
 from opinionbench.models.base import Prompt
+from opinionbench.models.llama_server import ALIAS, serve_embedded
 from opinionbench.steering.base import SteeringData, steer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -70,7 +67,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 OPINIONQA_XL = REPO / ".." / "shared" / "data" / "opinionqa_xl" / "opinionqa-xl.json"
 ATTRIBUTE, GROUP = "POLPARTY", "Republican"
-ALIAS = "smollm2"
 TOP_LOGPROBS = 20
 
 
@@ -102,50 +98,6 @@ def make_items(questions: pd.DataFrame) -> list[Item]:
     data = SteeringData(questions, pd.DataFrame(columns=["qkey", "attribute", "group"]))
     return [Item(r.qkey, ATTRIBUTE, GROUP, r.question, tuple(r.options), steer("persona", data, r.qkey, ATTRIBUTE, GROUP))
             for r in questions.itertuples(index=False)]
-
-
-# -- the server -----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def llama_server(threads: int, n_ctx: int, log: Path) -> Iterator[str]:
-    """The llama.cpp server on 127.0.0.1 serving the embedded GGUF; yields its /v1 URL, always stopped."""
-    from opinionbench.embedded import smollm2_gguf
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--model_alias", ALIAS,
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
-           "--n_threads_batch", str(threads), "--logits_all", "true", "--verbose", "false"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/v1/models", proc, timeout=120)
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"llama.cpp server at {url} not ready within {timeout:.0f}s")
 
 
 # -- the three clients ----------------------------------------------------------------------
@@ -249,7 +201,8 @@ def main() -> int:
     bare: list[Timing] = []
     served_by: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
-        with llama_server(args.threads, args.n_ctx, Path(tmp) / "server.log") as url:
+        with serve_embedded(Path(tmp) / "server.log", threads=args.threads, n_ctx=args.n_ctx,
+                            extra=["--n_threads_batch", str(args.threads), "--verbose", "false"]) as url:
             bare_client(url, prompts[: 2 * args.concurrency], args.concurrency)  # warm-up
             served: dict[str, np.ndarray] = {}
             for k in range(args.rounds):  # A B, B A, ...: a drift in other jobs' load weighs on both alike

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -42,28 +38,6 @@ def shared_dir() -> Path:
     return SHARED
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    import urllib.request
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"server at {url} did not answer within {timeout}s")
-
-
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     """A real OpenAI-compatible server (llama.cpp) on 127.0.0.1 serving the embedded SmolLM2 GGUF.
@@ -72,23 +46,7 @@ def llama_server(tmp_path_factory):
     enforces JSON-schema `response_format`, so the openai backends are tested end to end.
     """
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] not installed (make setup)")
-    from opinionbench.embedded import smollm2_gguf
+    from opinionbench.models.llama_server import serve_embedded
 
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
-        "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--model_alias", "smollm2",
-        "--logits_all", "true",
-    ]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/v1/models", proc, timeout=120)
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with serve_embedded(tmp_path_factory.mktemp("llama") / "server.log", threads=2, n_ctx=2048) as url:
+        yield url
