@@ -59,3 +59,27 @@ ROUTING = re.compile(r"^ASK\b", re.IGNORECASE)
 # characters (`GOOD] OBS`, `QCEN?`, `Q26_¢`); the codebook match sorts them out
 CODE_LINE = re.compile(r"^([A-Za-z][^\s.,:;=]*(?: [^\s.,:;=]+){0,2})[.,]{1,2}(?:\s+|$)")
 FOOTER = re.compile(r"^P\s?a\s?g\s?e\s*\S{1,4}$", re.IGNORECASE)
+
+
+def routing_of(text: str) -> str | None:
+    """`ASK ALL:` / `ASK FORM 1:` read back as the routing (`ASK ALL`); None for any other line."""
+    text = text.strip()
+    if not ROUTING.match(text) or not text.endswith(":"):
+        return None
+    return text.rstrip(":").strip()
+
+
+# characters OCR confuses inside a question code, folded to one representative before comparing
+_CODE_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1", "|": "1", "]": "1", "}": "1", ")": "1", "{": "1",
+                                  "!": "1", "?": "7", "¢": "C", "©": "C", "S": "5", "B": "8", "Z": "2", "_": None,
+                                  " ": None})
+
+
+def fold_code(code: str) -> str:
+    """A question code as OCR may have read it (`QCENS` = `QCEN5`, `GAP2104_a` = `GAP21Q4_a`), folded."""
+    return code.upper().translate(_CODE_CONFUSABLE)
+
+
+def printed_code(text: str) -> str:
+    """A code without the brackets and closing punctuation of its printed form (`[CODE]`, `CODE.`)."""
+    return text.strip("[](){}.:,")

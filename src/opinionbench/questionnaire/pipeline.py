@@ -21,6 +21,7 @@ from opinionbench.questionnaire.correct import CorrectionBackend, Hint, make_bac
 from opinionbench.questionnaire.correct.codebook import merged_opcodes
 from opinionbench.questionnaire.drift import check_drift, similarity
 from opinionbench.questionnaire.errors import CorrectionError
+from opinionbench.questionnaire.layout import fold_code
 from opinionbench.questionnaire.reconcile import reconcile
 from opinionbench.questionnaire.segment import Block
 
@@ -55,14 +56,6 @@ def wave_toplines(wave: Wave) -> dict[str, tuple[list[float], float]]:
     return {code[r.qkey]: (list(r.probs), float(r.refusal_rate)) for r in overall.itertuples() if r.qkey in code}
 
 
-_CODE_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1", "|": "1", "]": "1", "}": "1", ")": "1", "{": "1", "!": "1", "?": "7", "¢": "C", "©": "C", "S": "5", "B": "8", "Z": "2", "_": None,
-                                  " ": None})
-
-
-def _fold_code(code: str) -> str:
-    return code.upper().translate(_CODE_CONFUSABLE)
-
-
 def match_block(block: Block, hints: dict[str, Hint], taken: set[str]) -> str | None:
     """The codebook code of a block: its printed code when exact, else the candidate code
     (near spelling) whose codebook wording the block's wording resembles most (`QCEN3` misread
@@ -70,7 +63,7 @@ def match_block(block: Block, hints: dict[str, Hint], taken: set[str]) -> str | 
     known = list(hints)
     if block.qcode in hints:
         return block.qcode
-    near = process.extract(_fold_code(block.qcode), {k: _fold_code(k) for k in known}, scorer=fuzz.ratio,
+    near = process.extract(fold_code(block.qcode), {k: fold_code(k) for k in known}, scorer=fuzz.ratio,
                            limit=8, score_cutoff=60)
     candidates = [key for _, _, key in near if key not in taken] or [key for _, _, key in near]
     if candidates and block.wording:
@@ -88,11 +81,11 @@ def match_qcode(code: str, known: list[str]) -> str | None:
         return code
     folded = {}
     for k in known:
-        folded.setdefault(_fold_code(k), []).append(k)
-    same = folded.get(_fold_code(code), [])
+        folded.setdefault(fold_code(k), []).append(k)
+    same = folded.get(fold_code(code), [])
     if len(same) == 1:
         return same[0]
-    top = process.extract(_fold_code(code), list(folded), scorer=fuzz.ratio, limit=2)
+    top = process.extract(fold_code(code), list(folded), scorer=fuzz.ratio, limit=2)
     if not top or top[0][1] < QCODE_MATCH_MIN_RATIO or len(folded[top[0][0]]) > 1:
         return None
     if len(top) > 1 and top[0][1] - top[1][1] < 5:

@@ -31,8 +31,9 @@ from rapidfuzz.distance import Levenshtein
 from opinionbench.questionnaire.batteries import split_stem
 from opinionbench.questionnaire.correct.base import Hint
 from opinionbench.questionnaire.correct.codebook import ocr_fold
-from opinionbench.questionnaire.layout import ROUTING
+from opinionbench.questionnaire.layout import ROUTING, fold_code, printed_code, routing_of
 from opinionbench.questionnaire.ocr import BAND
+from opinionbench.questionnaire.reconcile import expected_percents
 from opinionbench.questionnaire.segment import Block, parse_percent
 
 MARKER = re.compile(r"^(\(?[a-zA-Z]{1,2}[.)]|\(?\d{1,2}[.)])$")  # `a.` `b)` `(c)` `1.` `12)`
@@ -49,9 +50,6 @@ FOLDED_CODE_SCORE = 99.0  # the code up to case and OCR look-alikes (`HAPPEND.` 
 FOLDED_CODE_WEIGHT = 20.0  # ... worth less: the wording decides between the look-alikes
 REPEATED_MIN_RATIO = 85.0
 CODE_DROP_MIN_RATIO = 70.0  # a printed code in front of wording already anchored: looser than for anchoring
-_CODE_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1", "|": "1", "]": "", "[": "", "}": "", "{": "",
-                                  "!": "1", "?": "7", "¢": "C", "©": "C", "S": "5", "B": "8", "Z": "2", "_": None,
-                                  " ": None, ".": None, ":": None, ",": None, "(": None, ")": None})
 
 
 @dataclass(frozen=True)
@@ -81,10 +79,6 @@ class TextLine:
     @property
     def text(self) -> str:
         return " ".join(self.words)
-
-
-def fold_code(code: str) -> str:
-    return code.upper().translate(_CODE_CONFUSABLE)
 
 
 def read_lines(words: pd.DataFrame, settings: ReaderSettings = ReaderSettings()) -> list[TextLine]:
@@ -200,6 +194,8 @@ PREFIX_CHARS = 400
 
 
 def _skip_code(words: list[str]) -> list[str]:
+    """The words after a leading printed code whose question is not known yet (`WORRY.`, `[Q4]`,
+    `NEW_Device Type`): capitals, underscores or brackets in front of the wording."""
     while len(words) > 1 and (_code_piece(words[0]) and len(words[0]) > 3 or words[0][:1] in "[("):
         words = words[1:]
     return words
@@ -215,8 +211,8 @@ def line_keys(lines: list[TextLine]) -> list[LineKeys]:
         code_words = ln.words[:4]
         while len(code_words) > 1 and NUMBERING.match(code_words[0]):
             code_words = code_words[1:]
-        codes = tuple(("".join(code_words[:k]).strip("[](){}.:,"), fold_code("".join(code_words[:k])))
-                      for k in range(1, min(3, len(code_words)) + 1))
+        printed = [printed_code("".join(code_words[:k])) for k in range(1, min(3, len(code_words)) + 1)]
+        codes = tuple((code, fold_code(code)) for code in printed)
         keys.append(LineKeys(
             text=(f"{folded[i]} {follow}".strip()[:PREFIX_CHARS], f"{skipped[i]} {follow}".strip()[:PREFIX_CHARS]),
             first=(folded[i], skipped[i]),
@@ -522,18 +518,11 @@ def _stem_text(lines: list[TextLine], start: int, stop: int, stem: str) -> tuple
         text = ""
         for e in range(i, stop):
             text = f"{text} {' '.join(_text_words(lines[e]))}".strip()
-            distance = Levenshtein.distance(ocr_fold(_strip_code(text)), want)
+            stem_words = " ".join(_skip_code(text.split()))
+            distance = Levenshtein.distance(ocr_fold(stem_words), want)
             if distance < best[0]:
-                best = (distance, i, _strip_code(text))
+                best = (distance, i, stem_words)
     return best[2], best[1]
-
-
-def _strip_code(text: str) -> str:
-    """A stem line's leading printed code (`WORRY.`, `[Q4]`): an all-capitals word before the wording."""
-    words = text.split()
-    if words and re.match(r"^[\[(]?[A-Z][A-Z0-9_]*[\])}.:]*$", words[0]) and len(words[0].strip("[](){}.:")) >= 3:
-        return " ".join(words[1:])
-    return text
 
 
 def _drop_code(words: list[str], qcode: str, settings: ReaderSettings) -> list[str]:
@@ -543,7 +532,7 @@ def _drop_code(words: list[str], qcode: str, settings: ReaderSettings) -> list[s
     for k in (3, 2, 1):
         if len(words) <= k:
             continue
-        got = fold_code("".join(words[:k]))
+        got = fold_code(printed_code("".join(words[:k])))
         closes = words[k - 1][-1:] in ".:])}" or not any(ch.islower() for ch in words[k - 1])
         ratio = fuzz.ratio(got, want) if got else 0.0
         if got == want or ratio >= settings.code_min_ratio or (closes and ratio >= CODE_DROP_MIN_RATIO):
@@ -606,7 +595,7 @@ def _read_block(lines: list[TextLine], i: int, stop: int, t: Target, labels: lis
         expected = None
         if t.qcode in toplines:
             probs, refusal = toplines[t.qcode]
-            expected = [100.0 * p * (1 - refusal) for p in probs] + [100.0 * refusal] * len(t.hint.refusal_options)
+            expected = expected_percents(probs, refusal) + [100.0 * refusal] * len(t.hint.refusal_options)
         column = _column_choice(found.percents, expected)
         options = found.options
         percents = [p[column] if column < len(p) else None for p in found.percents]
@@ -646,7 +635,9 @@ def _read_table_item_below(lines: list[TextLine], i: int, stop: int, t: Target, 
 
 
 def _routing(lines: list[TextLine], i: int) -> str | None:
+    """The routing line (`ASK ALL:`) just above line i, if there is one."""
     for ln in lines[max(0, i - 2):i][::-1]:
-        if ln.words and ROUTING.match(ln.words[0]) and ln.text.rstrip().endswith(":"):
-            return ln.text.strip().rstrip(":").strip()
+        routed = routing_of(ln.text)
+        if routed:
+            return routed
     return None

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 from rapidfuzz import fuzz
 
-from opinionbench.questionnaire.layout import CODE_LINE, FOOTER, LAYOUT, ROUTING, Layout
+from opinionbench.questionnaire.layout import CODE_LINE, FOOTER, LAYOUT, ROUTING, Layout, routing_of
 from opinionbench.questionnaire.ocr import PageWarning
 from opinionbench.survey.answer_classes import is_substantive
 
@@ -201,9 +201,10 @@ def segment(words: pd.DataFrame, *, source: str = "questionnaire", layout: Layou
     for ln in lines:
         x = ln.x_pt - page_left[ln.page]
         first = ln.words[0]
-        if x < margin_zone and ROUTING.match(first) and ln.text.rstrip().endswith(":"):
+        routed = routing_of(ln.text) if x < margin_zone else None
+        if routed:
             close()
-            routing = (ln.text.strip().rstrip(":").strip(), ln)
+            routing = (routed, ln)
             continue
         code = CODE_LINE.match(ln.text) if x < margin_zone else None
         if code and _is_prose(code.group(1)):
