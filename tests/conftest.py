@@ -1,4 +1,5 @@
-"""Shared fixtures: the sample wave, the real data (skipped when absent), a real local server."""
+"""Shared fixtures: the sample wave, the real data (skipped when absent), a real local server,
+fake OpenAI-compatible endpoints (fake_openai.py)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,22 @@ def llama_server(tmp_path_factory):
 
     with serve_embedded(tmp_path_factory.mktemp("llama") / "server.log", threads=2, n_ctx=2048) as url:
         yield url
+
+
+@pytest.fixture
+def fake_openai():
+    """Starts fake OpenAI-compatible endpoints on 127.0.0.1: `fake_openai(script=..., reply=...,
+    delay=...)` returns a started `FakeOpenAI` (its arguments in fake_openai.py); every endpoint
+    started is closed after the test."""
+    from fake_openai import FakeOpenAI
+
+    started: list[FakeOpenAI] = []
+
+    def start(*args, **kwargs) -> FakeOpenAI:
+        endpoint = FakeOpenAI(*args, **kwargs).start()
+        started.append(endpoint)
+        return endpoint
+
+    yield start
+    for endpoint in started:
+        endpoint.close()

@@ -65,6 +65,30 @@ def test_every_kind_of_difference_is_named_with_its_reason(waves_dir, book, tmp_
     assert (table.loc[table["status"] != "matched", "reason"].str.len() > 0).all()
 
 
+def test_the_report_names_the_waves_and_columns_of_each_reason_and_never_prints_a_rounded_tie(waves_dir, book, tmp_path):
+    from opinionbench.audit.report import write_audit
+
+    release = {"W900": {"NOSUCH": {"question": "Not in the wave", "options": ["Yes", "No"]},
+                        "FORM": {"question": "Form", "options": ["1", "2"]}},
+               "W901": {q: {"question": "From a wave we do not have", "options": ["Yes", "No"]} for q in ("A", "B")}}
+    table = audit_release(_write(tmp_path / "release.json", release), waves_dir, progress=False)
+    write_audit(tmp_path / "out", table, None, (tmp_path / "release.json", None))
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"- 2 × wave not available (no .sav in {waves_dir}): W901" in report
+    assert "- 1 × no such column in the wave's .sav: NOSUCH_W900" in report
+    assert "not a closed question" in report and "FORM_W900" in report and "W*" not in report
+    import re
+
+    from opinionbench.audit.release import SIMILAR, compare
+
+    soc = book.questions["SOCNEWS_W900"]
+    other = compare("SOCNEWS_W900", "W900", "SOCNEWS", {"question": "How often do you read a printed newspaper?",
+                                                        "options": soc.options}, soc, {})
+    # with its decimal: 89.6 is not printed as "90 < 90"
+    assert other["status"] == "wording_differs" and re.match(
+        rf"wording similarity {other['wording_similarity']:.1f} < {SIMILAR:.0f}: ", other["reason"])
+
+
 def test_a_release_that_is_not_the_schema_is_one_line_naming_the_item(waves_dir, tmp_path):
     bad = _write(tmp_path / "bad.json", {"W900": {"ECONRATE": {"question": "x"}}})
     with pytest.raises(AuditError, match=r"bad.json: W900/ECONRATE: expected an object with `question` and an `options` list"):

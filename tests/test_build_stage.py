@@ -27,7 +27,7 @@ def test_build_command_writes_tables_report_and_metrics(tmp_path, sample_sav, ca
     questions = pd.read_parquet(out / "questions.parquet")
     dists = pd.read_parquet(out / "distributions.parquet")
     assert len(questions) == 12
-    assert set(questions["text_source"]) <= {"codebook", "questionnaire"}
+    assert set(questions["text_source"]) <= {"codebook", "questionnaire", "reviewed"}
     assert set(dists["qkey"]) == set(questions["qkey"])
     report = json.loads((out / "build_report.json").read_text())
     assert json.loads((out / "build_metrics.json").read_text()) == {
@@ -90,13 +90,14 @@ def test_release_wording_replaces_a_cut_label_with_provenance(tmp_path, sample_s
     assert questions.loc["GUNLAWS_W900", "text_source"] == "release"
     chain = json.loads(questions.loc["GUNLAWS_W900", "provenance"])
     assert chain["release"]["status"] == "label_truncated" and chain["release"]["codebook_label"] == gun.question
-    assert (questions.drop("GUNLAWS_W900")["text_source"] == "codebook").all()
+    assert questions.loc["AIFEEL_W900", "text_source"] == "reviewed"  # data/reviews/corrections.yaml
+    assert (questions.drop(["GUNLAWS_W900", "AIFEEL_W900"])["text_source"] == "codebook").all()
     assert "1 from the release" in capsys.readouterr().out
     # the difference is in the review queue until a reviewed correction settles it
     assert main(["--params", str(params), "review"]) == 0
     listing = capsys.readouterr().out
     assert "GUNLAWS_W900" in listing and "label_truncated" in listing
-    assert "audit: 1 of 1 differences from the published release not yet reviewed" in listing
+    assert "== Audit differences from the published release to check: 1 open of 1 ==" in listing
 
 
 def test_release_text_without_an_audited_release_names_the_key(tmp_path, sample_sav, capsys):

@@ -19,12 +19,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hf_reference import generate_one_at_a_time, per_option_logprobs
+from prediction_checks import check_alignment
 
 from opinionbench.elicit import methods
 from opinionbench.elicit.base import MethodSettings
 from opinionbench.elicit.logprobs import candidates, letter_probabilities
-from opinionbench.elicit.verbalized import ReplyError, parse_distribution
-from opinionbench.inference.predictions import check_alignment, read_predictions, run_metadata
+from opinionbench.elicit.sequence import SequenceSettings
+from opinionbench.elicit.verbalized import ReplyError, VerbalizedSettings, parse_distribution
+from opinionbench.inference.cost import read_cost
+from opinionbench.inference.predictions import read_predictions, run_metadata
 from opinionbench.inference.cells import cells_to_predict, sample_questions
 from opinionbench.inference.runner import InferenceRun
 from opinionbench.io import write_parquet
@@ -74,8 +78,8 @@ def _run(backend, method, steering, sample, qkeys, tmp_path, settings, groups=GR
 
 SETTINGS = {
     "logprobs": MethodSettings(option_orders=2),
-    "verbalized": MethodSettings(option_orders=1, max_tokens=32),
-    "sequence": MethodSettings(option_orders=1, sequence_n=2, temperature=1.0),
+    "verbalized": MethodSettings(option_orders=1, verbalized=VerbalizedSettings(max_tokens=32)),
+    "sequence": MethodSettings(option_orders=1, sequence=SequenceSettings(n=2, temperature=1.0)),
 }
 
 
@@ -124,7 +128,7 @@ def _logprob_prompts(sample, qkeys):
     """Persona prompts of two questions (one shared system prompt) and few-shot prompts of one
     question in two option orders (a long shared prefix): the KV-reuse paths of the fast path."""
     from opinionbench.elicit import logprobs
-    from opinionbench.steering.base import steer
+    from opinionbench.steering import steer
 
     questions, distributions = sample
     data = SteeringData(questions, distributions, k_shots=2)
@@ -143,11 +147,11 @@ def _logprob_prompts(sample, qkeys):
 def test_fast_path_equals_the_per_option_loop_with_shared_prefix_kv_reuse(smollm2, sample, two_qkeys):
     prompts = _logprob_prompts(sample, two_qkeys)
     assert len({p.messages[0] for p in prompts}) == 2  # two groups that share a system prompt
-    groups = smollm2._prefix_groups(prompts, [smollm2.encode(p) for p in prompts])
+    groups = smollm2.prefix_groups(prompts, [smollm2.encode(p) for p in prompts])
     assert all(prefix > 20 for rows, prefix in groups if len(rows) > 1)  # the prefix really is reused
     fast = smollm2.next_token_logprobs(prompts, candidates(4))
     # the loop pays one full forward per candidate: check two candidates of every prompt
-    slow = smollm2.next_token_logprobs_per_option(prompts, ["A", " B"])
+    slow = per_option_logprobs(smollm2, prompts, ["A", " B"])
     for f, s in zip(fast, slow):
         for token, value in s.logprobs.items():
             assert abs(f.logprobs[token] - value) < 1e-4, (token, f.logprobs[token], value)
@@ -158,16 +162,15 @@ def test_fast_path_equals_the_per_option_loop_with_shared_prefix_kv_reuse(smollm
 def test_results_do_not_depend_on_batch_size_or_prefix_sharing(smollm2, sample, two_qkeys):
     prompts = _logprob_prompts(sample, two_qkeys)[:4]  # the persona prompts: 2 questions x 2 orders
     cands = candidates(5)
-    saved = smollm2.batch_size, smollm2.share_prefix
+    saved = smollm2.batch_size
     try:
         smollm2.batch_size = 8
         batched = smollm2.next_token_logprobs(prompts, cands)
         smollm2.batch_size = 1
         single = smollm2.next_token_logprobs(prompts, cands)
-        smollm2.batch_size, smollm2.share_prefix = 8, False
-        unshared = smollm2.next_token_logprobs(prompts, cands)
     finally:
-        smollm2.batch_size, smollm2.share_prefix = saved
+        smollm2.batch_size = saved
+    unshared = [smollm2.next_token_logprobs([p], cands)[0] for p in prompts]  # alone: no prefix to share
     for a, b, c in zip(batched, single, unshared):
         assert a.logprobs.keys() == b.logprobs.keys() == c.logprobs.keys()
         for token in a.logprobs:  # probabilities: float32 rounding moves a log-prob by ~1e-5 at most
@@ -186,7 +189,7 @@ def _generation_requests(sample, qkeys) -> list[GenerationRequest]:
     (a long prefix per question) steering, two option orders: several prefix groups in a batch."""
     from opinionbench.elicit import sequence, verbalized
     from opinionbench.elicit.base import Item
-    from opinionbench.steering.base import steer
+    from opinionbench.steering import steer
 
     questions, distributions = sample
     data = SteeringData(questions, distributions, k_shots=2)
@@ -205,12 +208,14 @@ def _generation_requests(sample, qkeys) -> list[GenerationRequest]:
     return requests
 
 
-def _generate_with(backend, requests, batch_size: int):
+def _generate_with(backend, requests, batch_size: int | None):
+    """Replies and tokens computed, `batch_size` rows decoded together (None: the one-at-a-time reference)."""
     saved = backend.generation_batch_size
-    backend.generation_batch_size = batch_size
+    backend.generation_batch_size = batch_size or saved
     try:
         with metered() as tokens:
-            return backend.generate(requests), tokens[0]
+            replies = generate_one_at_a_time(backend, requests) if batch_size is None else backend.generate(requests)
+            return replies, tokens[0]
     finally:
         backend.generation_batch_size = saved
 
@@ -218,7 +223,7 @@ def _generate_with(backend, requests, batch_size: int):
 def test_batched_generation_gives_the_one_at_a_time_replies_and_seeded_samples_repeat(smollm2, sample, two_qkeys):
     requests = _generation_requests(sample, two_qkeys)
     assert sum(r.json_schema is not None for r in requests) == 6 and sum(r.temperature > 0 for r in requests) == 6
-    reference, reference_tokens = _generate_with(smollm2, requests, 1)
+    reference, reference_tokens = _generate_with(smollm2, requests, None)
     # 5 rows a batch: batches mix prefix groups, sampled requests (4 rows) fill them unevenly
     batched, batched_tokens = _generate_with(smollm2, requests, 5)
     for request, ref, got in zip(requests, reference, batched):
@@ -246,16 +251,20 @@ def test_a_rerun_reuses_what_was_computed_and_computes_only_new_cells(smollm2, s
     _, first, before = _run(smollm2, "logprobs", "none", sample, three[:2], tmp_path, settings, chunk_size=1)
     assert (first.computed, first.reused) == (2, 0)
     assert len(list((tmp_path / "parts" / "logprobs" / "none").glob("part-*.parquet"))) == 2  # one chunk per cell
+    cost_made = read_cost(tmp_path / "parts" / "logprobs" / "none")
     _, second, after = _run(smollm2, "logprobs", "none", sample, three, tmp_path, settings, chunk_size=1)
     assert (second.computed, second.reused) == (1, 2)
     kept = after[after["qkey"].isin(three[:2])].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, before.reset_index(drop=True))
-    # The file says how it was made and what it cost: compute seconds add up over the resumed runs.
-    made, remade = run_metadata(before), run_metadata(after)
-    assert made["method"] == "logprobs" and made["method.option_orders"] == 1 and made["model_id"] == smollm2.model_id
-    assert (made["cells"], remade["cells"], remade["failures"]) == (2, 3, 0)
-    assert 0 < made["infer_seconds"] < remade["infer_seconds"]
-    assert 0 < made["infer_tokens"] < remade["infer_tokens"]
+    # The file says how it was made, nothing that differs from run to run; what it cost is
+    # beside its parts, and compute seconds add up over the resumed runs.
+    made = run_metadata(before)
+    assert made["method"] == "logprobs" and made["infer.option_orders"] == 1 and made["model_id"] == smollm2.model_id
+    assert not {"infer_seconds", "infer_tokens"} & set(made)
+    remade = read_cost(tmp_path / "parts" / "logprobs" / "none")
+    assert (cost_made["cells"], remade["cells"], remade["failures"]) == (2, 3, 0)
+    assert 0 < cost_made["infer_seconds"] < remade["infer_seconds"]
+    assert 0 < cost_made["infer_tokens"] < remade["infer_tokens"]
 
 
 def test_a_question_with_one_option_is_a_recorded_failure_and_the_others_go_on(smollm2, sample, two_qkeys, tmp_path):
@@ -278,6 +287,15 @@ def test_a_model_path_that_does_not_exist_is_one_clear_error(model, tmp_path):
     with pytest.raises(ModelError) as info:
         HFBackend(model, cache_dir=tmp_path / "data" / "models")
     assert model in str(info.value) and "\n" not in str(info.value)
+
+
+def test_settings_have_one_source_of_defaults_and_a_misspelt_knob_is_an_error(smollm2, tmp_path):
+    from opinionbench.models.hf import HFBackend, HFSettings
+
+    defaults = HFSettings(backend="hf", model="embedded:smollm2")
+    assert smollm2.generation_batch_size == defaults.generation_batch_size  # the fixture leaves it unset
+    with pytest.raises(TypeError, match="generation_batchsize"):
+        HFBackend("embedded:smollm2", cache_dir=tmp_path / "data" / "models", generation_batchsize=4)
 
 
 def test_cli_with_a_missing_model_path_prints_one_error_line(sample, tmp_path):

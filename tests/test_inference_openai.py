@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_openai import Reply, completion, deterministic_reply
+from prediction_checks import check_alignment
 
 from opinionbench.elicit.base import MethodSettings
-from opinionbench.inference.predictions import check_alignment, read_predictions, run_metadata
+from opinionbench.elicit.sequence import SequenceSettings
+from opinionbench.elicit.verbalized import VerbalizedSettings
+from opinionbench.inference.cost import read_cost
+from opinionbench.inference.predictions import read_predictions
 from opinionbench.inference.cells import cells_to_predict, sample_questions
 from opinionbench.inference.runner import InferenceRun
 from opinionbench.steering.base import SteeringData
@@ -73,9 +75,9 @@ def test_real_server_logprobs_and_generation_methods(llama_server, sample, tmp_p
     try:
         summary, logprobs = _run(backend, "logprobs", "persona", sample, qkeys, tmp_path, MethodSettings(option_orders=2))
         _, verbalized = _run(backend, "verbalized", "none", sample, qkeys, tmp_path,
-                             MethodSettings(option_orders=1, max_tokens=60))
+                             MethodSettings(option_orders=1, verbalized=VerbalizedSettings(max_tokens=60)))
         _, sequence = _run(backend, "sequence", "none", sample, qkeys, tmp_path,
-                           MethodSettings(option_orders=1, sequence_n=3))
+                           MethodSettings(option_orders=1, sequence=SequenceSettings(n=3)))
     finally:
         backend.close()
     assert summary.computed == 2 and not logprobs["failed"].any(), logprobs["error"].tolist()
@@ -96,59 +98,28 @@ def test_real_server_logprobs_and_generation_methods(llama_server, sample, tmp_p
     _no_secret(caplog, capsys, tmp_path)
 
 
-class _BadEndpoint:
-    """Answers every POST with `status` and `body` (HTTP 500, or 200 with a body that is not JSON)."""
-
-    def __init__(self, status: int, body: bytes) -> None:
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests += 1
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.mark.parametrize("status,body,needle", [
     (500, b'{"error": {"message": "internal error"}}', "HTTP 500"),
     (200, b"<html>certainly not JSON</html>", "unusable reply"),
     (200, b'{"id": "x", "choices": []}', "unusable reply"),
 ])
 def test_an_endpoint_answering_500_or_garbage_is_a_recorded_failure_and_nothing_computed_is_lost(
-        llama_server, sample, tmp_path, monkeypatch, status, body, needle):
+        fake_openai, sample, tmp_path, monkeypatch, status, body, needle):
     monkeypatch.setenv(KEY_ENV, SECRET)
     questions, _ = sample
     three = sample_questions(questions, 3, seed=2)
     settings = MethodSettings(option_orders=1)
-    good = _backend(llama_server)
+    broken = {"now": False}  # one endpoint (the same request key), answering well, then badly
+    bad_endpoint = fake_openai(reply=lambda sent: Reply(status, body) if broken["now"] else deterministic_reply(sent))
+    good = _backend(bad_endpoint.url, max_retries=0)
     try:
         first, before = _run(good, "logprobs", "none", sample, three[:2], tmp_path, settings)
+        assert first.computed == 2 and not before["failed"].any()
+        broken["now"], asked = True, len(bad_endpoint.requests)
+        second, after = _run(good, "logprobs", "none", sample, three, tmp_path, settings)
     finally:
         good.close()
-    assert first.computed == 2 and not before["failed"].any()
-    bad_endpoint = _BadEndpoint(status, body)
-    bad = _backend(bad_endpoint.url, max_retries=0)
-    try:
-        second, after = _run(bad, "logprobs", "none", sample, three, tmp_path, settings)
-    finally:
-        bad.close()
-        bad_endpoint.close()
-    assert (second.computed, second.reused, second.failed) == (1, 2, 1) and bad_endpoint.requests == 1
+    assert (second.computed, second.reused, second.failed) == (1, 2, 1) and len(bad_endpoint.requests) == asked + 1
     by_q = after.set_index("qkey")
     error = by_q.loc[three[2], "error"]
     assert by_q.loc[three[2], "failed"] and needle in error and bad_endpoint.url in error and "\n" not in error
@@ -172,85 +143,42 @@ def test_extra_body_reaches_the_engine_and_changes_the_revision(llama_server, mo
     assert constrained.revision.startswith(plain.revision + "+extra_body:") and constrained.revision != plain.revision
 
 
-class _SlowEndpoint:
-    """A chat-completions server that answers after `delay` seconds with fixed log-probs and usage,
-    and records the most requests it had in flight at once."""
-
-    REPLY = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "A"},
-                          "logprobs": {"content": [{"token": "A", "logprob": -0.5, "bytes": None, "top_logprobs": [
-                              {"token": "A", "logprob": -0.5, "bytes": None},
-                              {"token": "B", "logprob": -1.2, "bytes": None}]}]}}],
-             "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
-
-    def __init__(self, delay: float) -> None:
-        self.active = self.most = self.requests = 0
-        lock = threading.Lock()
-        outer, body = self, json.dumps(self.REPLY).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                sent = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                reply = dict(outer.REPLY, choices=outer.REPLY["choices"] * int(sent.get("n") or 1))
-                data = json.dumps(reply).encode() if sent.get("n") else body
-                with lock:
-                    outer.requests += 1
-                    outer.active += 1
-                    outer.most = max(outer.most, outer.active)
-                time.sleep(delay)
-                with lock:
-                    outer.active -= 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
+def _fixed_reply(body: dict) -> dict:
+    """"A" with fixed log-probs and usage (10 + 1 tokens), one choice per sample asked for with `n`."""
+    return completion("A", {"A": -0.5, "B": -1.2}, n=int(body.get("n") or 1), usage=(10, 1))
 
 
-def test_sequence_samples_in_one_request_with_n_where_the_server_supports_it(monkeypatch):
+def test_sequence_samples_in_one_request_with_n_where_the_server_supports_it(fake_openai, monkeypatch):
     from opinionbench.models.base import GenerationRequest, Prompt
 
     monkeypatch.setenv(KEY_ENV, SECRET)
-    endpoint = _SlowEndpoint(delay=0.0)
+    endpoint = fake_openai(reply=_fixed_reply)
     request = GenerationRequest(Prompt((("user", "Pick A or B."),)), max_tokens=2, temperature=1.0, n=5, seed=3)
-    try:
-        with_n, without = _backend(endpoint.url, samples_via_n=True), _backend(endpoint.url)
-        [texts] = with_n.generate([request])
-        assert texts == ["A"] * 5 and endpoint.requests == 1
-        [texts] = without.generate([request])
-        assert texts == ["A"] * 5 and endpoint.requests == 1 + 5  # one seeded request per sample
-        assert with_n.revision == without.revision + "+n"  # other sampling streams: other cells
-    finally:
-        endpoint.close()
+    with_n, without = _backend(endpoint.url, samples_via_n=True), _backend(endpoint.url)
+    [texts] = with_n.generate([request])
+    assert texts == ["A"] * 5 and len(endpoint.requests) == 1
+    [texts] = without.generate([request])
+    assert texts == ["A"] * 5 and len(endpoint.requests) == 1 + 5  # one seeded request per sample
+    assert with_n.revision == without.revision + "+n"  # other sampling streams: other cells
 
 
-def test_requests_stay_in_flight_across_chunks_and_each_chunk_meters_its_tokens(sample, tmp_path, monkeypatch):
+def test_requests_stay_in_flight_across_chunks_and_each_chunk_meters_its_tokens(fake_openai, sample, tmp_path,
+                                                                               monkeypatch):
     """chunk_size 1 used to mean one request at a time; now `concurrency` requests are in flight
     across chunks, each chunk still written on its own, and tokens are counted per cell exactly."""
     monkeypatch.setenv(KEY_ENV, SECRET)
     questions, _ = sample
     six = sample_questions(questions, 6, seed=3)
-    endpoint = _SlowEndpoint(delay=0.4)
+    endpoint = fake_openai(reply=_fixed_reply, delay=0.4)
     backend = _backend(endpoint.url, concurrency=8)
     try:
         summary, preds = _run(backend, "logprobs", "none", sample, six, tmp_path, MethodSettings(option_orders=1))
     finally:
         backend.close()
-        endpoint.close()
     assert summary.computed == summary.cells == len(preds) == 6 and not preds["failed"].any()
     assert endpoint.most >= 4, endpoint.most
     assert len(list((tmp_path / "parts" / "logprobs" / "none").glob("part-*.parquet"))) == 6
-    assert run_metadata(preds)["infer_tokens"] == 6 * 11
+    assert read_cost(tmp_path / "parts" / "logprobs" / "none")["infer_tokens"] == 6 * 11
 
 
 def test_chunks_in_flight_fill_the_backend_pool_plus_one_queued_chunk():
@@ -264,13 +192,13 @@ def test_chunks_in_flight_fill_the_backend_pool_plus_one_queued_chunk():
     assert chunks_in_flight(8, 1) == 9
 
 
-def test_one_bounded_pool_of_requests_across_chunks(sample, tmp_path, monkeypatch):
+def test_one_bounded_pool_of_requests_across_chunks(fake_openai, sample, tmp_path, monkeypatch):
     """More chunks are in flight than the server takes, yet the requests in flight never exceed
     `concurrency` (the backend's one pool), and every chunk is still its own part file."""
     monkeypatch.setenv(KEY_ENV, SECRET)
     questions, distributions = sample
     nine = sample_questions(questions, 9, seed=4)
-    endpoint = _SlowEndpoint(delay=0.2)
+    endpoint = fake_openai(reply=_fixed_reply, delay=0.2)
     backend = _backend(endpoint.url, concurrency=3)
     try:
         run = InferenceRun(backend, "logprobs", "none", questions, SteeringData(questions, distributions),
@@ -279,7 +207,6 @@ def test_one_bounded_pool_of_requests_across_chunks(sample, tmp_path, monkeypatc
         summary = run.run(cells_to_predict(distributions, nine, {}, steering="none"), progress=False)
     finally:
         backend.close()
-        endpoint.close()
     assert summary.computed == summary.cells == 9 and summary.failed == 0
     assert endpoint.most == 3, endpoint.most  # filled, and never more than the pool
     assert len(list((tmp_path / "parts").glob("part-*.parquet"))) == 5

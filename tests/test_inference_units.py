@@ -12,6 +12,7 @@ from opinionbench.elicit.logprobs import candidates, letter_probabilities
 from opinionbench.elicit.sequence import first_letter, letter_sequence
 from opinionbench.elicit.verbalized import ReplyError, parse_distribution
 from opinionbench.models.base import NextToken
+from opinionbench.models.json_grammar import json_program, schema_letters
 from opinionbench.prompting import QuestionError, check_options, cyclic_orders, to_original
 
 
@@ -124,6 +125,33 @@ def test_verbalized_replies_that_are_distributions(reply, expected):
 def test_verbalized_replies_that_are_not_are_reply_errors(reply, why):
     with pytest.raises(ReplyError, match=why):
         parse_distribution(reply, 2)
+
+
+# --- the constrained JSON grammar of verbalized (the hf backend follows it) ---------------------
+
+def _chars(text: str, add_special_tokens: bool = False) -> dict:
+    """A tokenizer with one token per character (its code point)."""
+    return {"input_ids": [ord(c) for c in text]}
+
+
+def test_the_grammar_forces_the_structure_and_lets_the_model_choose_each_digit():
+    from opinionbench.elicit.verbalized import schema
+
+    assert schema_letters(schema(2)) == ["A", "B"]
+    assert schema_letters({"type": "object", "properties": {"A": {"type": "string"}}, "required": ["A"]}) is None
+    assert schema_letters(None) is None
+    program = json_program(["A", "B"], _chars, {c: ord(c) for c in "0123456789."})
+    fed = [next(program)]
+    choices = iter("0251")  # A: first digit 0, then 2, then 5; B: first digit 1 (then .00 is forced)
+    try:
+        while True:
+            want = next(choices)
+            fed.append(program.send(lambda ids: [chr(i) for i in ids].index(want)))
+    except StopIteration as done:
+        text = done.value
+    assert text == '{"A": 0.25, "B": 1.00}'
+    assert "".join(chr(t) for chunk in fed for t in chunk) == '{"A": 0.25, "B": '  # what was fed, in order
+    np.testing.assert_allclose(parse_distribution(text, 2), [0.2, 0.8])
 
 
 # --- sequence parsers ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from scipy.stats import wasserstein_distance
 
 from opinionbench.scoring import metrics as m
+from opinionbench.scoring.registry import row_formulas
 
 ORD5 = [1.0, 2.0, 3.0, 4.0, 5.0]
 
@@ -140,7 +141,7 @@ def test_group_reference_scores_each_group_against_the_others():
         "group": ["Democrat", "Republican", "Independent"],
         "probs": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]],
     })
-    ref = m.group_reference(truth, {"q1": [1.0, 2.0, 3.0]})
+    ref = m.group_reference(truth, {"q1": [1.0, 2.0, 3.0]}, row_formulas())
     assert len(ref) == 6  # ordered pairs of distinct groups
     dem_rep = ref[(ref.group == "Democrat") & (ref.group_source == "Republican")]["representativeness"].item()
     assert dem_rep == pytest.approx(0.0)

@@ -153,7 +153,7 @@ def test_mlflow_store_holds_the_runs_with_lineage(reproduced):
     logprobs = [r for r in smol if r.data.params.get("method") == "logprobs" and r.data.params.get("calibrated") == "False"]
     for run in logprobs:
         params, metrics = run.data.params, run.data.metrics
-        assert {"method.combine", "method.option_orders", "infer.k_shots", "infer.persona_style", "infer.groups",
+        assert {"infer.logprobs.combine", "infer.option_orders", "infer.k_shots", "infer.persona_style", "infer.groups",
                 "infer.questions.n", "infer.questions.seed", "model.backend", "model.batch_size", "model.dtype"} \
             <= set(params), sorted(params)
         assert {"infer_seconds", "infer_tokens", "steerability", "calibration_tv_before", "calibration_tv_after"} <= set(metrics)
@@ -168,3 +168,70 @@ def test_mlflow_store_holds_the_runs_with_lineage(reproduced):
     subprocess.run([sys.executable, "-m", "opinionbench.cli", "evaluate"], cwd=project, env=env, check=True,
                    capture_output=True, timeout=600)
     assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == len(runs)
+
+
+# --- sharing the results: the release, the DVC remote, a fresh clone, dvc get/import ----------------
+# The same pipeline run, pushed once to the project's default remote (.dvc/config: a directory beside
+# the project, here beside the throwaway copy); a clone beside it finds the same remote.
+
+
+def _commit(repo: Path, message: str) -> None:
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message, "--allow-empty"], repo)
+
+
+@pytest.fixture(scope="module")
+def pushed(reproduced) -> Path:
+    project, _ = reproduced
+    _commit(project, "dvc repro")  # dvc.lock and the uncached metrics/plots, as a user commits them
+    _run([sys.executable, "-m", "dvc", "push"], project)
+    remote = project.parent / "opinionbench-dvc-remote"
+    assert any(remote.rglob("*")), f"dvc push wrote nothing to the default remote {remote}"
+    return project
+
+
+def test_release_stage_writes_a_release_that_datasets_and_mlcroissant_read(reproduced):
+    import datasets
+    import mlcroissant as mlc
+    import pandas as pd
+
+    project, log = reproduced
+    assert "'release'" in log
+    release = project / "data/release/opinionqa_xl"
+    validated = pd.read_parquet(project / "data/validation/dataset/questions.parquet")
+    questions = datasets.load_dataset(str(release), "questions", split="test",
+                                      cache_dir=str(project.parent / "hf-cache"))
+    assert sorted(questions["qkey"]) == sorted(validated["qkey"])
+    mlc.Dataset(jsonld=str(release / "croissant.json"))  # raises on an invalid file
+    assert (project / "data/release/human_resp/Pew_American_Trends_Panel_W900/POLPARTY_data.json").is_file()
+
+
+def test_pull_in_a_fresh_clone_is_clean_and_repro_runs_nothing(pushed):
+    clone = pushed.parent / "fresh-clone"  # beside the project: the same ../opinionbench-dvc-remote
+    _run(["git", "clone", "-q", str(pushed), str(clone)], pushed.parent)
+    assert not (clone / "data/validation/dataset").exists()
+    _run([sys.executable, "-m", "dvc", "pull"], clone)
+    assert _stale_stages(clone) == set()
+    log = _run([sys.executable, "-m", "dvc", "repro"], clone)
+    assert "Running stage" not in log, log[-3000:]
+    assert (clone / "data/release/opinionqa_xl/croissant.json").is_file()
+
+
+def test_dvc_import_and_get_the_validated_dataset_from_another_repository(pushed, tmp_path):
+    import pandas as pd
+
+    from opinionbench.tables import read_dataset
+
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    _run(["git", "init", "-q"], consumer)
+    _run([sys.executable, "-m", "dvc", "init", "-q"], consumer)
+    _run([sys.executable, "-m", "dvc", "import", str(pushed), "data/validation/dataset", "-o", "opinionqa_xl"], consumer)
+    assert (consumer / "opinionqa_xl.dvc").is_file()
+    ours, theirs = read_dataset(consumer / "opinionqa_xl"), read_dataset(pushed / "data/validation/dataset")
+    for mine, original in zip(ours, theirs):
+        pd.testing.assert_frame_equal(mine, original)
+    _commit(consumer, "import")
+    assert _stale_stages(consumer) == set()
+    _run([sys.executable, "-m", "dvc", "get", str(pushed), "data/release/opinionqa_xl", "-o", "release"], tmp_path)
+    assert (tmp_path / "release/croissant.json").is_file() and (tmp_path / "release/README.md").is_file()

@@ -1,14 +1,13 @@
-"""The `openai` correction backend: a local HTTP stub for error cases, a real llama.cpp server end to end."""
+"""The `openai` correction backend: the fake endpoint for error cases, a real llama.cpp server end to end."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fake_openai import completion
 
 from opinionbench.config import CorrectionParams
 from opinionbench.questionnaire.correct import Hint, make_backend
@@ -21,69 +20,10 @@ SAMPLE_PDF = REPO / "data" / "sample" / "W900_questionnaire.pdf"
 GOOD = json.dumps({"question": "How often do you get news from social media?", "options": ["Often", "Never"]})
 
 
-def _completion(content: str) -> bytes:
-    return json.dumps({
-        "id": "x", "object": "chat.completion", "created": 0, "model": "stub",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-    }).encode()
-
-
-class Stub:
-    """A tiny OpenAI-compatible endpoint whose replies are scripted per request."""
-
-    def __init__(self):
-        self.script: list[tuple] = []
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append(body)
-                stub.headers.append({k.lower(): v for k, v in self.headers.items()})
-                kind, arg = stub.script.pop(0) if stub.script else ("ok", GOOD)
-                if kind == "sleep":
-                    time.sleep(arg)
-                    kind, arg = "ok", GOOD
-                if kind == "429":
-                    self.send_response(429)
-                    self.send_header("Retry-After", str(arg))
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": {"message": "slow down"}}')
-                    return
-                if kind == "status":
-                    body = b'{"error": {"message": "scripted failure"}}'
-                    self.send_response(arg)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                payload = _completion(arg)
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (the timeout test): nothing to answer
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def stub():
-    s = Stub()
-    yield s
-    s.server.shutdown()
+def stub(fake_openai):
+    """The fake endpoint (conftest), answering the GOOD correction unless its script says otherwise."""
+    return fake_openai(reply=lambda body: completion(GOOD))
 
 
 def _block(**kw) -> Block:
@@ -120,7 +60,7 @@ def test_schema_reply_is_validated_cached_and_replayed(stub, tmp_path, monkeypat
     entries = list((tmp_path / "data" / "llm").rglob("*.json"))
     assert len(entries) == 1 and "sk-secret" not in entries[0].read_text()
     assert stub.url not in entries[0].read_text()
-    stub.server.shutdown()  # the endpoint is gone: the same request replays from the cache
+    stub.close()  # the endpoint is gone: the same request replays from the cache
     again = make_backend("openai", params).correct(_block(), HINT)
     assert again.question == first.question and again.cache_key == first.cache_key
     assert "replayed from cache" in again.notes

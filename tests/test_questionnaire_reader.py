@@ -11,16 +11,10 @@ from PIL import Image, ImageDraw
 from opinionbench.questionnaire.correct.base import Hint
 from opinionbench.questionnaire.ocr import text_columns
 from opinionbench.questionnaire.pipeline import read_blocks_of, read_questionnaire
-from opinionbench.questionnaire.reader import (
-    ReaderSettings,
-    TextLine,
-    _drop_running_lines,
-    _number_label_match,
-    _percents,
-    choose_anchors,
-    read_lines,
-    targets,
-)
+from opinionbench.questionnaire.reader import ReaderSettings
+from opinionbench.questionnaire.reading.anchors import choose_anchors, targets
+from opinionbench.questionnaire.reading.lines import TextLine, drop_running_lines, read_lines
+from opinionbench.questionnaire.reading.options import number_label_match, percents_of
 from opinionbench.questionnaire.render import render_wave_questionnaire
 from opinionbench.questionnaire.styles import STYLES, style_named
 from opinionbench.survey import load_wave
@@ -101,13 +95,13 @@ def test_anchors_keep_the_codebook_order_and_prefer_the_best_supported_lines():
 
 
 def test_numeric_scale_points_are_read_next_to_or_glued_to_their_percentages():
-    assert _number_label_match("5", _line("13 5"))[0] == 100.0
-    assert _number_label_match("5", _line("135"))[0] == 90.0  # 13% of 5, read as one word
-    assert _number_label_match("5", _line("13 §"))[0] == 90.0  # `§` is how tesseract sometimes reads 5
+    assert number_label_match("5", _line("13 5"))[0] == 100.0
+    assert number_label_match("5", _line("135"))[0] == 90.0  # 13% of 5, read as one word
+    assert number_label_match("5", _line("13 §"))[0] == 90.0  # `§` is how tesseract sometimes reads 5
     # wording, not an option line: below the threshold an option needs
-    assert _number_label_match("5", _line("5 represents the worst"))[0] < ReaderSettings().option_min_ratio
-    assert _percents(_line("135"), "5") == ["13"]
-    assert _percents(_line("13 5"), "5") == ["13"]
+    assert number_label_match("5", _line("5 represents the worst"))[0] < ReaderSettings().option_min_ratio
+    assert percents_of(_line("135"), "5") == ["13"]
+    assert percents_of(_line("13 5"), "5") == ["13"]
 
 
 def test_running_headers_and_page_numbers_are_dropped_even_when_ocr_varies():
@@ -118,7 +112,7 @@ def test_running_headers_and_page_numbers_are_dropped_even_when_ocr_varies():
         lines += [_line(header, page, top=40), _line(str(page), page, top=2150),
                   _line(f"Body text of page {page}", page, top=900)]
     words = pd.DataFrame({"page": [1, 2, 3], "page_height": [2200] * 3})
-    kept = _drop_running_lines(lines, words, ReaderSettings())
+    kept = drop_running_lines(lines, words, ReaderSettings())
     assert [ln.text for ln in kept] == [f"Body text of page {p}" for p in (1, 2, 3)]
 
 
@@ -146,5 +140,5 @@ def test_without_a_codebook_the_layout_rules_read_our_own_topline(sample_sav, tm
 
 
 def test_an_unknown_style_is_one_clear_line():
-    with pytest.raises(ValueError, match="questionnaire style 'fancy' is unknown; known: topline"):
+    with pytest.raises(ValueError, match="questionnaire style 'fancy' is unknown; known: topline.*random"):
         style_named("fancy")

@@ -49,8 +49,9 @@ def test_correct_build_provenance_review(workspace, capsys):
     assert "12 questions" in capsys.readouterr().out
     assert main(["--params", str(params), "build"]) == 0
     questions = pd.read_parquet(tmp / "data" / "build" / "questions.parquet").set_index("qcode")
-    assert (questions["text_source"] == "questionnaire").all()
+    assert (questions.drop("AIFEEL")["text_source"] == "questionnaire").all()
     assert questions.loc["AIFEEL", "question"].endswith("or equally concerned and excited?"), "review applied last"
+    assert questions.loc["AIFEEL", "text_source"] == "reviewed", "a person's wording is said to be one"
     capsys.readouterr()
     assert main(["--params", str(params), "provenance", "AIFEEL_W900"]) == 0
     out = capsys.readouterr().out
@@ -62,7 +63,8 @@ def test_correct_build_provenance_review(workspace, capsys):
         assert im.width > 400 and im.height > 50
     assert main(["--params", str(params), "review", "--top", "3"]) == 0
     listing = capsys.readouterr().out
-    assert "qkey" in listing and "questions routed to review" in listing
+    assert "== Questionnaire corrections to check" in listing and "routed to review" in listing
+    assert "== Audit differences" in listing and "AIFEEL_W900" not in listing  # reviewed: off the queue
     assert main(["--params", str(params), "provenance", "NOPE_W900"]) == 2
     assert "error: NOPE_W900: not in" in capsys.readouterr().err
 

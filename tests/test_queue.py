@@ -159,6 +159,8 @@ def test_both_queued_experiments_ran_in_temporary_workspaces(queued):
 def test_every_queued_experiment_logged_to_the_repository_store(queued):
     import mlflow
 
+    from opinionbench.tracking.artifacts import resolve
+
     project, _ = queued
     store = project / "mlflow.db"
     assert store.is_file(), "no mlflow.db in the repository: the queued runs went elsewhere"
@@ -175,6 +177,8 @@ def test_every_queued_experiment_logged_to_the_repository_store(queued):
         assert all(r.data.metrics.get("rep_groups") is not None for r in model_runs), name
         # Artifacts too: in the repository's mlartifacts/, not in the deleted temporary workspace.
         for run in model_runs:
-            location = Path(run.info.artifact_uri.removeprefix("file://"))
+            # A location relative to the store (opinionbench's MLflow artifact-repository plug-in).
+            assert run.info.artifact_uri.startswith("opinionbench:"), run.info.artifact_uri
+            location = resolve(run.info.artifact_uri, f"sqlite:///{store}")
             assert location.is_relative_to(project / "mlartifacts"), run.info.artifact_uri
             assert list(location.rglob("*.parquet")), f"{name}: no predictions artifact in {location}"

@@ -20,14 +20,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from prediction_checks import check_alignment
 from pydantic import Field
 
 from opinionbench.cli import main
 from opinionbench.config import InferParams, ModelsParams, load
 from opinionbench.elicit import methods
-from opinionbench.elicit.base import Item, Method, MethodSettings, Result, failed, orders_for, question_prompt
+from opinionbench.elicit.base import Item, Method, MethodSettings, Result, Settings, failed, orders_for, question_prompt
 from opinionbench.errors import ConfigError
-from opinionbench.inference.predictions import check_alignment, prediction_path, read_predictions
+from opinionbench.inference.predictions import prediction_path, read_predictions, run_metadata
 from opinionbench.io import write_parquet
 from opinionbench.models import backends
 from opinionbench.models.base import Backend, BackendSettings, Failure, GenerationRequest, NextToken, Prompt
@@ -63,9 +64,15 @@ class ToyBackend(Backend):
         self.closed = True
 
 
-# --- toy elicitation method: the letter of a one-token greedy reply ----------------------------------
+# --- toy elicitation method: the letter of a short greedy reply; it owns its settings, like sequence.py --
 
 TOY_TEMPLATE = "question_logprobs.txt"
+
+
+class ToyFirstLetterSettings(Settings):
+    """params.yaml `infer.toy-first-letter:`."""
+
+    reply_tokens: int = Field(1, ge=1, le=4, description="tokens of the reply whose first letter is the answer")
 
 
 def toy_prompts(item: Item, settings: MethodSettings) -> list[Prompt]:
@@ -74,7 +81,8 @@ def toy_prompts(item: Item, settings: MethodSettings) -> list[Prompt]:
 
 def toy_run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> list[Result]:
     per_item = [toy_prompts(item, settings) for item in items]
-    replies = iter(backend.generate([GenerationRequest(p, max_tokens=1) for ps in per_item for p in ps]))
+    budget = settings.of(ToyFirstLetterSettings).reply_tokens
+    replies = iter(backend.generate([GenerationRequest(p, max_tokens=budget) for ps in per_item for p in ps]))
     results = []
     for item, ps in zip(items, per_item):
         got = [next(replies) for _ in ps]
@@ -87,7 +95,7 @@ def toy_run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -
     return results
 
 
-TOY_METHOD = Method(toy_prompts, toy_run, templates=(TOY_TEMPLATE,))
+TOY_METHOD = Method(toy_prompts, toy_run, templates=(TOY_TEMPLATE,), settings=ToyFirstLetterSettings)
 
 
 # --- toy steering: the group named in the system prompt ----------------------------------------------
@@ -171,7 +179,7 @@ def test_unknown_names_are_one_line_errors_naming_the_key(tmp_path, sample_datas
         load(ModelsParams, params)
     params.write_text(yaml.safe_dump({"models": {"smollm2": {"backend": "openai", "model": "m",
                                                              "base_url": "http://127.0.0.1:9/v1", "batch_size": 8}}}))
-    with pytest.raises(ConfigError, match=r"models\.smollm2\.batch_size: Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=r"models\.smollm2\.batch_size: unknown key"):
         load(ModelsParams, params)  # an hf knob on an openai entry is a misplaced knob, not ignored
 
 
@@ -228,3 +236,37 @@ def test_a_question_with_more_options_than_letters_is_a_recorded_failure(toys, s
     assert not none[none["qkey"] != wide]["failed"].any()
     data = SteeringData(questions, distributions, k_shots=len(questions))
     assert wide not in data.example_pool("POLPARTY", "Republican")
+
+
+def test_a_method_knob_is_one_field_from_params_to_the_predictions(toys, sample_dataset, tmp_path, monkeypatch,
+                                                                     capsys):
+    """`ToyFirstLetterSettings.reply_tokens` above is all a method knob takes: params.yaml takes it under
+    the method's name (a bad value is an error naming that key), the run uses it, records it under the
+    same name in the predictions metadata (what MLflow logs as params), and hashes it into the method's
+    requests, so a changed value computes the cells again and an unchanged one reuses them."""
+    monkeypatch.chdir(tmp_path)
+    params = _params(tmp_path, sample_dataset)
+    raw = yaml.safe_load(params.read_text())
+
+    def run(knob: object) -> str:
+        raw["infer"]["toy-first-letter"] = {"reply_tokens": knob}
+        params.write_text(yaml.safe_dump(raw))
+        assert main(["--params", str(params), "infer", "--model", "toy", "--method", "toy-first-letter",
+                     "--no-progress"]) == 0
+        return capsys.readouterr().out
+
+    with pytest.raises(ConfigError, match=r"params.yaml: infer\.toy-first-letter\.reply_tokens: .*less than or equal"):
+        raw["infer"]["toy-first-letter"] = {"reply_tokens": 9}
+        params.write_text(yaml.safe_dump(raw))
+        load(InferParams, params)
+    assert "toy toy-first-letter/none: 3 cells, 3 computed" in run(2)
+    frame = pd.read_parquet(prediction_path("sample", "toy", "toy-first-letter", "none", Path("data/predictions")))
+    recorded = run_metadata(frame)
+    assert recorded["infer.toy-first-letter.reply_tokens"] == 2 and recorded["infer.option_orders"] == 1
+    assert "toy toy-first-letter/none: 3 cells, 0 computed, 3 reused" in run(2)
+    assert "toy toy-first-letter/none: 3 cells, 3 computed" in run(3)
+    # a knob without a `serialization_alias` is in its own method's hash only: the built-ins' stay as they were
+    settings = load(InferParams, params).method_settings()
+    assert "toy-first-letter.reply_tokens" not in settings.request_key("logprobs", {"toy-first-letter": ToyFirstLetterSettings})
+    assert settings.request_key("toy-first-letter", {"toy-first-letter": ToyFirstLetterSettings})[
+        "toy-first-letter.reply_tokens"] == 3

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,18 @@ from opinionbench.cli import main
 from opinionbench.scoring.leaderboard import leaderboard_frame
 
 PNG = b"\x89PNG\r\n\x1a\n"
+DECLARING_KEYS = {"infer.dataset", "infer.run", "infer.methods", "infer.steerings", "infer.baselines", "infer.parts_dir"}
+
+
+def declare_runs(root):
+    """Declare the synthetic predictions in params (evaluate scores only what `infer.*` declares)."""
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params.setdefault("infer", {"dataset": "sample", "run": ["toy"], "methods": ["logprobs", "verbalized", "sequence"],
+                                "steerings": ["none", "persona", "few-shot"], "baselines": []})
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +39,7 @@ def evaluated(tmp_path_factory, sample_sav):
     """The project after `opinionbench calibrate` and `opinionbench evaluate` (tracking off)."""
     import os
 
-    root = make_project(tmp_path_factory.mktemp("project"), sample_sav)
+    root = declare_runs(make_project(tmp_path_factory.mktemp("project"), sample_sav))
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -157,7 +171,9 @@ def test_scoring_stages_do_not_depend_on_model_params():
     stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
     for name in ("calibrate", "evaluate"):
         declared = [p if isinstance(p, str) else next(iter(p)) for p in stages[name]["params"]]
-        assert not [p for p in declared if p.split(".")[0] in {"models", "infer"}], (name, declared)
+        # (evaluate reads which runs are declared: infer.run, methods, ... — never a model's own settings)
+        assert not [p for p in declared if p.split(".")[0] == "models"
+                    or (p.split(".")[0] == "infer" and p not in DECLARING_KEYS)], (name, declared)
         assert "${evaluate.predictions_dir}" in stages["evaluate"]["deps"]
 
 
@@ -205,3 +221,73 @@ def test_index_html_renders_in_a_real_browser(evaluated, tmp_path):
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
                     f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()], capture_output=True, timeout=120)
     assert shot.read_bytes().startswith(PNG) and shot.stat().st_size > 20_000
+
+
+class _Tables(HTMLParser):
+    """Each <table>'s header cells and the <dt> terms of the legend list that follows it."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: list[tuple[list[str], list[str]]] = []
+        self._tag: str | None = None
+        self._in_dl = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append(([], []))
+        elif tag == "dl" and self.tables and not self.tables[-1][1]:
+            self._in_dl = True
+        self._tag = tag
+
+    def handle_endtag(self, tag):
+        self._in_dl = self._in_dl and tag != "dl"
+        self._tag = None
+
+    def handle_data(self, data):
+        if self._tag == "th" and self.tables:
+            self.tables[-1][0].append(data.strip())
+        elif self._tag == "dt" and self._in_dl:
+            self.tables[-1][1].append(data.strip())
+
+
+def test_index_html_says_what_it_is_and_explains_every_column(tmp_path, sample_sav, monkeypatch):
+    """The page names its data source, each dataset's questions and groups, and the code by git's
+    content ids (the same in any clone or copy of the same files); every column of every table
+    has a legend entry; `<NA>` never shows; and a rerun writes the very same bytes (dvc.lock)."""
+    root = declare_runs(make_project(tmp_path, sample_sav))
+    monkeypatch.chdir(root)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_AUTHOR_DATE": "2026-01-02T03:04:05+00:00",
+           "GIT_COMMITTER_DATE": "2026-01-02T03:04:05+00:00", "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    assert main(["evaluate"]) == 0
+    page = (root / "data/reports/index.html").read_text()
+    assert "not a git checkout" in page
+    for args in (["init", "-q"], ["add", "params.yaml"], ["commit", "-q", "-m", "params"]):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True)
+    params_id = subprocess.run(["git", "rev-parse", "--short=12", "HEAD:params.yaml"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    assert main(["calibrate"]) == 0 and main(["evaluate"]) == 0
+    first = (root / "data/reports/index.html").read_bytes()
+    assert main(["evaluate"]) == 0
+    assert (root / "data/reports/index.html").read_bytes() == first  # the same inputs: the same bytes
+    page = first.decode()
+    context = re.search(r"<section id='context'>(.*?)</section>", page, re.S).group(1)
+    assert "data.waves_dir = data/sample: the embedded synthetic sample" in context
+    assert f"git objects params.yaml {params_id}" in context and "uncommitted" not in context
+    board = pd.read_csv(root / "data/reports/leaderboards/sample.csv")
+    assert f"{int(board['n_questions'].max())} questions scored (of 12 in data/build)" in context
+    assert "POLPARTY (Democrat, Independent, Other, Republican)" in context
+    assert str(tmp_path) not in page and "<NA>" not in page and "&lt;NA&gt;" not in page
+    parser = _Tables()
+    parser.feed(page)
+    assert len(parser.tables) >= 4  # leaderboard, steerability, k2s, calibration (+ provenance counts)
+    for headers, legend in parser.tables:
+        assert headers and set(headers) <= set(legend), (headers, legend)
+    dds = re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", page)
+    assert all(text.strip() for _, text in dds), [term for term, text in dds if not text.strip()]
+    for mark in ("+T", "in-sample", "oracle", "degenerate", "rep_worst_group", "calibrated_by", "source", "flag"):
+        assert mark in page
+    # An edit to the config not yet committed is said so.
+    (root / "params.yaml").write_text((root / "params.yaml").read_text() + "# edited\n")
+    assert main(["evaluate"]) == 0
+    assert f"git objects params.yaml {params_id} (uncommitted changes)" in (root / "data/reports/index.html").read_text()

@@ -14,27 +14,28 @@ import pytest
 import yaml
 
 from _evaluation_project import SECRET, make_project
-from opinionbench import tracking
+from opinionbench.tracking import lineage, secrets, store
+from opinionbench.tracking.settings import TrackingParams
 from opinionbench.cli import main
 
 
 def test_redact_replaces_credential_like_environment_values(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("HOME_DIR_NAME", "not-a-secret-value")
-    assert tracking.redact(f"key={SECRET}!") == "key=***!"
-    assert tracking.redact("not-a-secret-value") == "not-a-secret-value"
+    assert secrets.redact(f"key={SECRET}!") == "key=***!"
+    assert secrets.redact("not-a-secret-value") == "not-a-secret-value"
 
 
 def test_declared_api_key_env_names_are_redacted_whatever_their_name(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"models": {"a": {"backend": "openai", "api_key_env": "LLM_ACCESS"}},
                                       "questionnaire": {"correct": {"api_key_env": "OTHER_VAR"}}}))
-    names = tracking.declared_secret_names(params)
+    names = secrets.declared_secret_names(params)
     assert names == ["LLM_ACCESS", "OTHER_VAR"]
     env = {"LLM_ACCESS": "abcdef-123456", "HOME": "/root/home"}
-    assert tracking.secret_values(env) == []
-    assert tracking.secret_values(env, names) == ["abcdef-123456"]
-    assert tracking.declared_secret_names(tmp_path / "missing.yaml") == []
+    assert secrets.secret_values(env) == []
+    assert secrets.secret_values(env, names) == ["abcdef-123456"]
+    assert secrets.declared_secret_names(tmp_path / "missing.yaml") == []
 
 
 def test_dvc_lock_hashes_find_file_and_directory_outs(tmp_path, monkeypatch):
@@ -43,17 +44,17 @@ def test_dvc_lock_hashes_find_file_and_directory_outs(tmp_path, monkeypatch):
         "build": {"outs": [{"path": "data/build/questions.parquet", "md5": "abc123"}]},
         "infer": {"outs": [{"path": "data/predictions/sample/toy", "md5": "dir999.dir"}]},
     }}))
-    tags = tracking.dvc_lock_hashes([Path("data/build/questions.parquet"),
+    tags = lineage.dvc_lock_hashes([Path("data/build/questions.parquet"),
                                      Path("data/predictions/sample/toy/logprobs/none.parquet"), Path("elsewhere.txt")])
     assert tags == {"dvc.lock.data/build/questions.parquet": "abc123", "dvc.lock.data/predictions/sample/toy": "dir999.dir"}
 
 
 def test_tracking_uri_environment_wins(monkeypatch):
-    params = tracking.TrackingParams()
+    params = TrackingParams()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.tracking_uri(params) == "sqlite:///mlflow.db"
+    assert store.tracking_uri(params) == "sqlite:///mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/other.db")
-    assert tracking.tracking_uri(params) == "sqlite:////tmp/other.db"
+    assert store.tracking_uri(params) == "sqlite:////tmp/other.db"
 
 
 def test_relative_store_is_anchored_at_the_original_repository_in_a_dvc_temp_workspace(tmp_path):
@@ -62,29 +63,29 @@ def test_relative_store_is_anchored_at_the_original_repository_in_a_dvc_temp_wor
     repo = tmp_path / "repo"
     temp = repo / ".dvc" / "tmp" / "exps" / "tmpk2x9"
     temp.mkdir(parents=True)
-    params = tracking.TrackingParams()
+    params = TrackingParams()
     queued = {"DVC_ROOT": str(repo), "DVC_EXP_NAME": "exp-a"}
-    assert tracking.tracking_uri(params, cwd=temp, environ=queued) == f"sqlite:///{repo.resolve()}/mlflow.db"
-    assert tracking.artifact_root(params, cwd=temp, environ=queued) == repo.resolve() / "mlartifacts"
+    assert store.tracking_uri(params, cwd=temp, environ=queued) == f"sqlite:///{repo.resolve()}/mlflow.db"
+    assert store.artifact_root(params, cwd=temp, environ=queued) == repo.resolve() / "mlartifacts"
     relative_env = {**queued, "MLFLOW_TRACKING_URI": "sqlite:///stores/runs.db"}
-    assert tracking.tracking_uri(params, cwd=temp, environ=relative_env) == f"sqlite:///{repo.resolve()}/stores/runs.db"
+    assert store.tracking_uri(params, cwd=temp, environ=relative_env) == f"sqlite:///{repo.resolve()}/stores/runs.db"
     for uri in ("sqlite:////srv/mlflow/mlflow.db", "http://127.0.0.1:5000"):  # absolute stores and servers: as given
-        assert tracking.tracking_uri(params, cwd=temp, environ={**queued, "MLFLOW_TRACKING_URI": uri}) == uri
+        assert store.tracking_uri(params, cwd=temp, environ={**queued, "MLFLOW_TRACKING_URI": uri}) == uri
     # A workspace run (`dvc repro`, `dvc exp run`): DVC_ROOT is the cwd, nothing changes.
-    assert tracking.tracking_uri(params, cwd=repo, environ={"DVC_ROOT": str(repo)}) == "sqlite:///mlflow.db"
-    assert tracking.artifact_root(params, cwd=repo, environ={"DVC_ROOT": str(repo)}) == repo.resolve() / "mlartifacts"
-    assert tracking.tracking_uri(params, cwd=repo / "src", environ={"DVC_ROOT": str(repo)}) == "sqlite:///mlflow.db"
+    assert store.tracking_uri(params, cwd=repo, environ={"DVC_ROOT": str(repo)}) == "sqlite:///mlflow.db"
+    assert store.artifact_root(params, cwd=repo, environ={"DVC_ROOT": str(repo)}) == repo.resolve() / "mlartifacts"
+    assert store.tracking_uri(params, cwd=repo / "src", environ={"DVC_ROOT": str(repo)}) == "sqlite:///mlflow.db"
 
 
 def test_temp_workspace_without_dvc_root_refuses_a_throwaway_store_in_one_line(tmp_path):
     temp = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpk2x9"
     temp.mkdir(parents=True)
-    params = tracking.TrackingParams()
-    with pytest.raises(tracking.TrackingError, match="set MLFLOW_TRACKING_URI to an absolute") as caught:
-        tracking.tracking_uri(params, cwd=temp, environ={})
+    params = TrackingParams()
+    with pytest.raises(store.TrackingError, match="set MLFLOW_TRACKING_URI to an absolute") as caught:
+        store.tracking_uri(params, cwd=temp, environ={})
     assert "\n" not in str(caught.value) and str(temp.resolve()) in str(caught.value)
     absolute = {"MLFLOW_TRACKING_URI": "sqlite:////srv/mlflow/mlflow.db"}
-    assert tracking.tracking_uri(params, cwd=temp, environ=absolute) == absolute["MLFLOW_TRACKING_URI"]
+    assert store.tracking_uri(params, cwd=temp, environ=absolute) == absolute["MLFLOW_TRACKING_URI"]
 
 
 def test_store_lock_makes_writers_of_one_sqlite_file_take_turns(tmp_path, capsys):
@@ -92,7 +93,7 @@ def test_store_lock_makes_writers_of_one_sqlite_file_take_turns(tmp_path, capsys
     inside, order = threading.Event(), []
 
     def first_writer() -> None:
-        with tracking.store_lock(uri):
+        with store.store_lock(uri):
             order.append("first in")
             inside.set()
             time.sleep(0.5)
@@ -101,13 +102,13 @@ def test_store_lock_makes_writers_of_one_sqlite_file_take_turns(tmp_path, capsys
     thread = threading.Thread(target=first_writer)
     thread.start()
     assert inside.wait(10)
-    with tracking.store_lock(uri):
+    with store.store_lock(uri):
         order.append("second in")
     thread.join()
     assert order == ["first in", "first out", "second in"]
     assert "waiting for another writer" in capsys.readouterr().err
     assert (tmp_path / "stores" / "mlflow.db").is_file()  # an empty file: SQLite's new database
-    with tracking.store_lock("http://127.0.0.1:5000"):  # a server serialises its own writes: no lock
+    with store.store_lock("http://127.0.0.1:5000"):  # a server serialises its own writes: no lock
         pass
 
 
@@ -145,7 +146,9 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
 
     mlflow.set_tracking_uri(f"sqlite:///{store}")
     experiment = mlflow.get_experiment_by_name("opinionbench/sample")
-    assert experiment is not None and experiment.artifact_location.startswith((root / "mlartifacts").as_uri())
+    # Artifacts beside the store, under a location relative to it (resolved by opinionbench's
+    # MLflow artifact-repository plug-in), so they survive a move of the checkout below.
+    assert experiment is not None and experiment.artifact_location == "opinionbench:mlartifacts"
     runs = mlflow.search_runs([experiment.experiment_id], output_format="pandas")
     parents = runs[runs["tags.opinionbench.role"] == "execution"]
     children = runs[runs["tags.opinionbench.role"] == "model-run"]
@@ -238,9 +241,11 @@ def test_evaluate_logs_runs_with_lineage_and_never_the_api_key(tmp_path, sample_
     shutil.move(str(root), str(moved))
     monkeypatch.chdir(moved)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow exported it in this process
-    assert main(["evaluate"]) == 0  # opening the store points it at the artifact folder's new place
+    assert main(["evaluate"]) == 0
     mlflow.set_tracking_uri(f"sqlite:///{moved / 'mlflow.db'}")
     client = mlflow.MlflowClient()
-    assert client.get_experiment(experiment.experiment_id).artifact_location.startswith((moved / "mlartifacts").as_uri())
+    assert client.get_experiment(experiment.experiment_id).artifact_location == "opinionbench:mlartifacts"
     local = Path(client.download_artifacts(persona["run_id"], "predictions", str(tmp_path / "dl3")))
-    assert (local / "persona.parquet").exists()
+    beside = moved / "mlartifacts" / persona["run_id"] / "artifacts" / "predictions" / "persona.parquet"
+    assert (local / "persona.parquet").read_bytes() == beside.read_bytes()
+    assert client.get_run(persona["run_id"]).info.artifact_uri == f"opinionbench:mlartifacts/{persona['run_id']}/artifacts"

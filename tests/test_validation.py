@@ -238,12 +238,18 @@ def test_predictions_validation_reports_the_verbalized_failure_rate(built_sample
     questions = pd.read_parquet(Path(params["validate"]["out_dir"]) / "dataset" / "questions.parquet")
     preds = root / "data" / "predictions"
     ok = _predictions(questions, "logprobs")
-    ok.to_parquet((preds / "m" / "logprobs").mkdir(parents=True) or preds / "m" / "logprobs" / "none.parquet")
+    (preds / "d" / "m" / "logprobs").mkdir(parents=True)
+    ok.to_parquet(preds / "d" / "m" / "logprobs" / "none.parquet")
     flaky = _predictions(questions, "verbalized", failed_every=2)  # 50 %... above a 0.25 limit
     flaky.at[1, "probs"] = [0.9, 0.9] + [0.0] * (len(flaky.at[1, "probs"]) - 2)  # does not sum to 1
-    (preds / "m" / "verbalized").mkdir(parents=True)
-    flaky.to_parquet(preds / "m" / "verbalized" / "none.parquet")
-    params["validate"] |= {"predictions_dir": str(preds), "max_verbalized_failure_rate": 0.25}
+    (preds / "d" / "m" / "verbalized").mkdir(parents=True)
+    flaky.to_parquet(preds / "d" / "m" / "verbalized" / "none.parquet")
+    # an earlier experiment's model, no longer in infer.run: every row failed, and it is left out
+    (preds / "d" / "dead" / "logprobs").mkdir(parents=True)
+    _predictions(questions, "logprobs", failed_every=1).to_parquet(preds / "d" / "dead" / "logprobs" / "none.parquet")
+    params["validate"] |= {"predictions_dir": str(preds), "max_verbalized_failure_rate": 0.25, "max_failure_rate": 0.6}
+    params["infer"] = {"dataset": "d", "run": ["m"], "methods": ["logprobs", "verbalized"], "steerings": ["none"],
+                       "baselines": []}
     (root / "params_pred.yaml").write_text(yaml.safe_dump(params))
     capsys.readouterr()
     assert main(["--params", str(root / "params_pred.yaml"), "validate-predictions"]) == 1
@@ -252,5 +258,27 @@ def test_predictions_validation_reports_the_verbalized_failure_rate(built_sample
     failed = {(f["suite"], f["column"]) for f in summary["failed"]}
     assert failed == {("prediction_files", "verbalized_failure_rate"), ("predictions", "probs_sum_error")}
     assert summary["verbalized_failure_rate"] == 0.5 and summary["prediction_files"] == 2
+    assert summary["stale_prediction_files"] == ["d/dead/logprobs/none.parquet"]
+    assert ("not declared by params (infer.run × infer.methods × infer.steerings, infer.baselines), left out as "
+            f"stale: {preds / 'd' / 'dead' / 'logprobs' / 'none.parquet'}") in printed
     assert "verbalized parse failure rate: 50.0%" in printed
     assert f"qkey='{flaky.at[1, 'qkey']}'" in printed
+
+
+@pytest.mark.slow
+def test_a_predictions_file_of_any_method_failing_too_often_fails_validation_naming_it(built_sample, capsys):
+    rc, printed, _ = _validate(built_sample, built_sample / "data" / "build", capsys)
+    assert rc == 0, printed
+    params = yaml.safe_load((built_sample / "params_build.yaml").read_text())
+    questions = pd.read_parquet(Path(params["validate"]["out_dir"]) / "dataset" / "questions.parquet")
+    preds = built_sample / "data" / "predictions_any"
+    (preds / "d" / "m" / "logprobs").mkdir(parents=True)
+    _predictions(questions, "logprobs", failed_every=1).to_parquet(preds / "d" / "m" / "logprobs" / "none.parquet")
+    params["validate"] |= {"predictions_dir": str(preds), "max_failure_rate": 0.5}
+    params["infer"] = {"dataset": "d", "run": ["m"], "methods": ["logprobs"], "steerings": ["none"], "baselines": []}
+    (built_sample / "params_any.yaml").write_text(yaml.safe_dump(params))
+    capsys.readouterr()
+    assert main(["--params", str(built_sample / "params_any.yaml"), "validate-predictions"]) == 1
+    printed = capsys.readouterr().out
+    assert "FAIL prediction_files: expect_column_values_to_be_between(failure_rate)" in printed
+    assert "file='d/m/logprobs/none.parquet'" in printed

@@ -9,7 +9,13 @@ import pytest
 
 from opinionbench.survey import distributions, load_wave
 from opinionbench.survey.demographics import HarmonisedAttribute
-from opinionbench.survey.weighting import build_cell_index, question_distributions
+from opinionbench.survey.weighting import CellIndex, build_cell_index, cells_frame, tally_questions
+
+
+def question_distributions(qkey: str, answers: np.ndarray, option_codes: list[float], refusal_codes: list[float],
+                           weights: np.ndarray, index: CellIndex) -> pd.DataFrame:
+    """The distributions rows of one question, through the build's own block tally."""
+    return cells_frame([qkey], tally_questions([answers], [option_codes], [refusal_codes], weights, index), index)
 
 
 def test_tiny_example_by_hand():

@@ -1,24 +1,31 @@
-"""The pydantic models of params.yaml: the one place configuration is parsed and validated.
+"""params.yaml's sections, composed from the settings types the packages own: the composition root.
 
-Each stage validates only the sections it declares in dvc.yaml (`load(BuildParams)`), so a
-typo in one section never stops an unrelated stage, and every error names the exact key.
+It imports downward only (no library module imports it). Each stage validates only the sections
+it declares in dvc.yaml (`load(BuildParams)`), so a typo in one section never stops an unrelated
+stage, and every error names the exact key.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel, ValidationError,
-                      ValidationInfo, field_validator)
+                      ValidationInfo, model_validator)
 
-from opinionbench.errors import ConfigError
-
-AnswerConvention = Literal["pew", "opinionqa"]  # survey/answer_classes.py: which labels are non-answers
+from opinionbench.annotation import ReviewParams
+from opinionbench.elicit.base import MethodSettings
+from opinionbench.errors import ConfigError, did_you_mean
+from opinionbench.io import DataPath
+from opinionbench.published import PublishedParams
+from opinionbench.questionnaire.correct import CorrectionParams
+from opinionbench.release import ReleaseParams
+from opinionbench.survey.answer_classes import AnswerConvention
+from opinionbench.tracking.settings import TrackingParams
 
 if TYPE_CHECKING:
+    from opinionbench.inference.plan import RunPlan
     from opinionbench.models.base import BackendSettings
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -60,26 +67,6 @@ def _wave_sort_key(path: Path) -> tuple[float, str]:
         return (float("inf"), path.stem)
 
 
-def _inside_data_dir(value: Path, info: ValidationInfo) -> Path:
-    """Outputs and caches stay under the project's `data/` directory.
-
-    Why: stages write, replace and resume files at these paths; a params file (perhaps someone
-    else's) must not be able to make them write over files elsewhere (`../../.ssh`, `/etc`). The
-    check is lexical (`..` and absolute paths), so a symlink the user puts inside data/ is their
-    explicit choice. The data directory is `data/` beside the params file or in the working
-    directory the stage runs in (relative paths resolve against the working directory).
-    Read-only inputs the user opts into (`data.waves_dir`, other benchmarks) are plain `Path`s.
-    """
-    params_dir = Path((info.context or {}).get("params_dir", Path.cwd()))
-    candidate = Path(os.path.abspath(value))
-    for data_dir in {Path(os.path.abspath(params_dir / "data")), Path(os.path.abspath("data"))}:
-        if candidate == data_dir or data_dir in candidate.parents:
-            return value
-    raise ValueError(f"path {str(value)!r} is outside the data directory ({os.path.abspath('data')})")
-
-
-# An output/cache path from params.yaml: must resolve inside the project's data/ directory.
-DataPath = Annotated[Path, AfterValidator(_inside_data_dir)]
 
 
 class BuildParams(Section):
@@ -103,33 +90,6 @@ class AuditParams(Section):
     group_counts: Path | None = Field(None, description="OpinionQA's per-group counts (a directory of *_data.json), "
                                       "e.g. ../shared/data/distributional_alignment/opinions_qa/data/human_resp")
     out_dir: DataPath = Path("data/audit")
-
-
-class CorrectionParams(Section):
-    """Questionnaire OCR correction; the API key is read from the environment variable named here."""
-
-    backend: str = Field("codebook", description="a correction backend: codebook | openai | none, or one registered")
-    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint (openai backend)")
-    model: str = "smollm2"
-    api_key_env: str = Field("OPINIONBENCH_LLM_API_KEY", description="name of the env variable holding the key")
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(512, ge=16)
-    response_format: Literal["json_schema", "json_object"] = Field(
-        "json_schema", description="json_schema: OpenAI style; json_object: {type: json_object, schema} (llama-cpp-python)"
-    )
-    timeout: float = Field(60.0, gt=0, description="seconds per request")
-    max_retries: int = Field(3, ge=0, le=10, description="the OpenAI client's own retries (as inference)")
-    drift_threshold: float = Field(0.15, gt=0, le=1, description="max normalised edit distance OCR -> corrected")
-    hint_min_similarity: float = Field(0.6, ge=0, le=1, description="corrected wording vs codebook wording")
-    cache_dir: DataPath = Path("data/cache/llm")
-
-    @field_validator("backend")
-    @classmethod
-    def registered_backend(cls, name: str) -> str:
-        """Checked against the registry, so a new backend module needs no edit here."""
-        from opinionbench.questionnaire.correct import corrections  # here: the questionnaire package imports config
-
-        return corrections.check(name)
 
 
 class QuestionnaireParams(Section):
@@ -189,30 +149,12 @@ class EvaluateParams(Section):
     reliability_bins: int = Field(10, ge=2, le=50)
 
 
-class TrackingParams(Section):
-    """MLflow: SQLite store in the repo by default; MLFLOW_TRACKING_URI overrides `tracking_uri`."""
-
-    enabled: bool = True
-    tracking_uri: str = "sqlite:///mlflow.db"
-    artifact_root: Path = Field(Path("mlartifacts"), description="artifact store for experiments created here")
-    experiment_prefix: str = "opinionbench"
-    log_predictions: bool = Field(True, description="attach each run's predictions parquet as an artifact")
-    table_rows: int = Field(2000, ge=0, le=1_000_000, description="rows of each run's per-question table "
-                            "(mlflow.log_table, questions.json): question, group, predicted vs human, TV, reply")
-
-
 class QuestionSampleParams(Section):
     """Which questions inference runs on: a seeded sample, so the default run stays small."""
 
     n: int | None = Field(12, ge=1, description="questions sampled; null = every question")
     seed: int = 0
     waves: list[str] = Field(default_factory=list, description="only these waves (e.g. [W54]); empty = all")
-
-
-class SequenceParams(Section):
-    n: int = Field(10, ge=1, le=200, description="answers sampled (samples) or letters asked for (letters)")
-    mode: Literal["samples", "letters"] = "samples"
-    temperature: float = Field(1.0, gt=0, le=2)
 
 
 def _backend(name: str) -> str:
@@ -291,8 +233,19 @@ def _baseline(name: str) -> str:
     return baselines_registry.check(name)
 
 
-class InferParams(Section):
-    """Stages `infer@<model>-<method>` and `infer-baseline@<name>`: which questions, groups, steerings and knobs."""
+# Keys of `infer:` that moved into a method's own section; named in the error, so an old params file says where.
+_MOVED = {"combine": "logprobs.combine", "verbalized_max_tokens": "verbalized.max_tokens"}
+
+
+class InferParams(MethodSettings):
+    """Stages `infer@<model>-<method>` and `infer-baseline@<name>`: which questions, groups, steerings and knobs.
+
+    The knobs every method reads (`option_orders`, `seed`) are `MethodSettings`' fields; each
+    method's own knobs are a section named after it (`infer.sequence.n`), validated by the
+    settings class that method declares (elicit/), so a new method knob is one field there.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # the extra keys: methods' sections, checked below
 
     dataset: str = Field("opinionqa_xl", description="name used in prediction paths")
     dataset_dir: Path = Field(Path("data/build"), description="questions + distributions (data/build or data/datasets/<name>)")
@@ -317,13 +270,55 @@ class InferParams(Section):
     neighbours_dir: DataPath = Field(Path("data/neighbours"), description="<dataset>.parquet: the top-k table")
     baselines_on_all: bool = Field(False, description="baselines predict every question of the dataset, "
                                    "not only the `questions` sample (they are cheap)")
-    combine: Literal["sum", "max"] = Field("sum", description="'A' and ' A' letter tokens: sum (SubPOP) or max (OpinionQA)")
-    option_orders: int = Field(2, ge=1, le=26, description="cyclic option orders averaged (label-bias control)")
-    sequence: SequenceParams = Field(default_factory=SequenceParams)
-    verbalized_max_tokens: int = Field(80, ge=8, le=2048)
     chunk_size: int = Field(16, ge=1, le=10_000, description="cells per written chunk")
-    retry_failed: bool = Field(False, description="recompute rows recorded as failed instead of keeping them")
-    seed: int = 0
+    max_attempts: int = Field(3, ge=1, le=100, description="a failed cell is computed again on each run until "
+                              "tried this often (raise it to retry cells that failed that many times)")
+
+    @model_validator(mode="after")
+    def _sections_are_settings(self) -> InferParams:
+        """Each extra key must name a registered method; its section is validated by that method's
+        settings class (an error names `infer.<method>.<knob>`)."""
+        from pydantic import create_model
+        from pydantic_core import PydanticCustomError
+
+        from opinionbench.elicit import methods
+
+        extra = self.__pydantic_extra__ or {}
+        for key, value in extra.items():
+            if key in _MOVED:
+                raise ValidationError.from_exception_data("InferParams", [{
+                    "type": PydanticCustomError("moved", "moved to infer.{to}", {"to": _MOVED[key]}),
+                    "loc": (key,), "input": value}])
+        known = [key for key in extra if key in methods.names()]  # method names need not be identifiers: aliases
+        sections = create_model("MethodSections", __base__=Section,
+                                **{f"s{i}": (methods.get(key).settings, Field(alias=key)) for i, key in enumerate(known)})
+        valid = sections.model_validate(extra)  # a key naming no method is an unknown key
+        extra.update({key: getattr(valid, f"s{i}") for i, key in enumerate(known)})
+        return self
+
+    def method_settings(self) -> MethodSettings:
+        """The knobs methods run with: the shared ones and the methods' sections given."""
+        return MethodSettings(**{k: getattr(self, k) for k in MethodSettings.model_fields}, **self.sections())
+
+    def recorded(self) -> dict[str, Any]:
+        """The knobs besides the method's that shape a predictions table, under their params.yaml names."""
+        out: dict[str, Any] = {}
+        for name in ("dataset", "questions", "groups", "persona_style", "k_shots", "chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, BaseModel):
+                out |= {f"infer.{name}.{k}": v for k, v in value.model_dump().items()}
+            else:
+                out[f"infer.{name}"] = value
+        return out
+
+    def run_plan(self) -> RunPlan:
+        """What `inference.plan.run_steerings` needs, from this section."""
+        from opinionbench.inference.plan import RunPlan
+
+        return RunPlan(dataset=self.dataset, steerings=list(self.steerings), groups=self.groups,
+                       settings=self.method_settings(), k_shots=self.k_shots, persona_style=self.persona_style,
+                       neighbours=self.neighbours_path(), out_dir=self.out_dir, parts_dir=self.parts_dir,
+                       chunk_size=self.chunk_size, max_attempts=self.max_attempts, knobs=self.recorded())
 
     def neighbours_path(self) -> Path:
         return self.neighbours_dir / f"{self.dataset}.parquet"
@@ -348,11 +343,12 @@ class ValidateParams(Section):
     topline_tolerance: float = Field(1.0, ge=0, description="points a printed topline may differ from the data")
     predictions_dir: Path = Field(Path("data/predictions"), description="predictions checked by `validate-predictions`")
     max_verbalized_failure_rate: float = Field(0.5, ge=0, le=1, description="unparsable verbalized replies allowed")
+    max_failure_rate: float = Field(0.5, ge=0, le=1, description="failed rows allowed per predictions file, any method")
 
     def expectation_parameters(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in (
             "min_word_share", "max_debris_share", "max_options", "probs_tolerance", "min_n_eff",
-            "topline_tolerance", "max_verbalized_failure_rate")}
+            "topline_tolerance", "max_verbalized_failure_rate", "max_failure_rate")}
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -367,6 +363,9 @@ SECTIONS: dict[str, type[Section]] = {
     "tracking": TrackingParams,
     "infer": InferParams,
     "models": ModelsParams,  # type: ignore[dict-item]  (a mapping of named entries)
+    "review": ReviewParams,  # Label Studio: `opinionbench review export|push|pull`
+    "published": PublishedParams,  # predictions made elsewhere: `opinionbench import-predictions`
+    "release": ReleaseParams,  # stage `release`: Hugging Face layout, Croissant, OpinionQA export
 }
 
 
@@ -382,12 +381,38 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _format_error(path: Path, section: str, exc: ValidationError) -> str:
+def _format_error(path: Path, section: str, exc: ValidationError, value: Any = None) -> str:
     first = exc.errors()[0]
     key = ".".join(str(p) for p in (section, *first["loc"]))
+    if first["type"] == "extra_forbidden":  # a misspelt knob: name the one meant
+        known = _keys_beside(section, value, first["loc"], exc)
+        return f"{path}: {key}: unknown key" + did_you_mean(str(first["loc"][-1]), known, key.rpartition(".")[0] + ".")
     got = first.get("input")
     shown = "" if isinstance(got, dict) or first["type"] == "missing" else f" (got {got!r})"
     return f"{path}: {key}: {first['msg']}{shown}"
+
+
+def _keys_beside(section: str, value: Any, loc: tuple, exc: ValidationError) -> list[str]:
+    """The valid keys next to an unknown one at `loc`: the section validated without its unknown
+    keys, dumped with its defaults, read at loc's parent (so a backend's or method's own knobs
+    count, as their own settings classes define them); [] when it still does not validate."""
+    import copy
+
+    trimmed = copy.deepcopy(value)
+    for error in (e for e in exc.errors() if e["type"] == "extra_forbidden"):
+        *parent, last = error["loc"]
+        node = trimmed
+        for part in parent:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    try:
+        node = SECTIONS[section].model_validate(trimmed).model_dump(by_alias=True)
+    except (ValidationError, ValueError):
+        return []
+    for part in loc[:-1]:
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return list(node) if isinstance(node, dict) else []
 
 
 def load_section(name: str, path: Path = DEFAULT_PARAMS) -> Section:
@@ -397,14 +422,15 @@ def load_section(name: str, path: Path = DEFAULT_PARAMS) -> Section:
     raw = _read_yaml(path)
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"{path}: {unknown[0]}: unknown section (known: {', '.join(SECTIONS)})")
+        raise ConfigError(f"{path}: {unknown[0]}: unknown section{did_you_mean(unknown[0], SECTIONS)} "
+                          f"(known: {', '.join(SECTIONS)})")
     value = raw.get(name) or {}
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: {name}: must be a mapping")
     try:
         return SECTIONS[name].model_validate(value, context={"params_dir": Path(path).parent})
     except ValidationError as exc:
-        raise ConfigError(_format_error(path, name, exc)) from None
+        raise ConfigError(_format_error(path, name, exc, value)) from None
 
 
 S = TypeVar("S", bound=BaseModel)

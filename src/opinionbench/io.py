@@ -9,10 +9,11 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 import yaml
+from pydantic import AfterValidator, ValidationInfo
 
 from opinionbench.errors import OpinionBenchError
 
@@ -77,3 +78,25 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _inside_data_dir(value: Path, info: ValidationInfo) -> Path:
+    """Outputs and caches stay under the project's `data/` directory.
+
+    Why: stages write, replace and resume files at these paths; a params file (perhaps someone
+    else's) must not be able to make them write over files elsewhere (`../../.ssh`, `/etc`). The
+    check is lexical (`..` and absolute paths), so a symlink the user puts inside data/ is their
+    explicit choice. The data directory is `data/` beside the params file or in the working
+    directory the stage runs in (relative paths resolve against the working directory).
+    Read-only inputs the user opts into (`data.waves_dir`, other benchmarks) are plain `Path`s.
+    """
+    params_dir = Path((info.context or {}).get("params_dir", Path.cwd()))
+    candidate = Path(os.path.abspath(value))
+    for data_dir in {Path(os.path.abspath(params_dir / "data")), Path(os.path.abspath("data"))}:
+        if candidate == data_dir or data_dir in candidate.parents:
+            return value
+    raise ValueError(f"path {str(value)!r} is outside the data directory ({os.path.abspath('data')})")
+
+
+# An output/cache path from params.yaml: must resolve inside the project's data/ directory.
+DataPath = Annotated[Path, AfterValidator(_inside_data_dir)]

@@ -5,7 +5,8 @@ this one". The dense way (an n x vocabulary TF-IDF matrix and an n x n cosine ma
 O(n * vocabulary + n^2) memory: 13 GB on the 12.5k real ATP questions. Here:
 
 - `tfidf_vectors`: scikit-learn's `TfidfVectorizer`, configured to give the same vectors as the
-  dense definition (terms: lowercased `[a-z0-9']+` words plus word bigrams joined by a space;
+  dense definition (terms: lowercased `[a-z0-9']+` words plus word bigrams, its token_pattern and
+  ngram_range;
   sublinear tf 1 + log(tf); smoothed idf log((1 + n) / (1 + df)) + 1; rows l2-normalised), as a
   sparse CSR matrix. Text = question + " " + the option labels joined by spaces (option labels
   are part of the text: two questions with the same answer scale are better neighbours than two
@@ -31,7 +32,6 @@ from the same sparse product, so their similarities are bitwise identical.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,13 +46,9 @@ DEFAULT_K = 50
 DEFAULT_BLOCK = 256
 TIE_SCALE = float(2**40)  # similarities equal on this grid (~1e-12) are ties: see rank_key
 
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def terms(text: str) -> list[str]:
-    """Lowercased `[a-z0-9']+` words, then the word bigrams joined by a space (the TF-IDF analyzer)."""
-    words = _WORD.findall(str(text).lower())
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+# The TF-IDF terms: lowercased `[a-z0-9']+` words and the word bigrams (joined by a space).
+TOKEN_PATTERN = r"[a-z0-9']+"
+NGRAM_RANGE = (1, 2)
 
 
 def question_text(question: str, options: Iterable) -> str:
@@ -78,8 +74,8 @@ def tfidf_vectors(texts: Sequence[str]) -> sp.csr_matrix:
 
     if not len(texts):
         return sp.csr_matrix((0, 1), dtype=np.float64)
-    vectorizer = TfidfVectorizer(analyzer=terms, lowercase=False, sublinear_tf=True, smooth_idf=True,
-                                 use_idf=True, norm="l2", dtype=np.float64)
+    vectorizer = TfidfVectorizer(token_pattern=TOKEN_PATTERN, ngram_range=NGRAM_RANGE, lowercase=True,
+                                 sublinear_tf=True, smooth_idf=True, use_idf=True, norm="l2", dtype=np.float64)
     try:
         matrix = vectorizer.fit_transform(list(texts))
     except ValueError:  # "empty vocabulary": no text has a single term

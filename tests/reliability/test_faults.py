@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from fake_openai import FakeOpenAI, completion
 from reliability_helpers import kill_when, run_cli
-from stub_endpoint import StubEndpoint, completion
 
 pytestmark = pytest.mark.reliability
 
@@ -50,7 +50,7 @@ def test_model_backend_survives_timeout_429_and_500_without_logging_the_key(monk
     _all_logs_at_debug(caplog)
     for fault in ("timeout", "429 Retry-After", "500"):
         tally.fault(f"model endpoint {fault}")
-    with StubEndpoint(script=["timeout", "429", "500"], hang_s=2.5, max_requests=20) as stub:
+    with FakeOpenAI(script=["timeout", "429", "500"], hang_s=2.5, max_requests=20) as stub:
         backend = openai_backend.OpenAIBackend("stub", base_url=stub.url, api_key_env="OB_RELIABILITY_KEY",
                                                concurrency=1, timeout_s=1.0, max_retries=3)
         try:
@@ -71,7 +71,7 @@ def test_model_backend_failure_is_a_row_and_the_other_prompts_go_on(tally):
     from opinionbench.models.base import Failure, GenerationRequest, Prompt
 
     tally.fault("model endpoint 500 beyond retries")
-    with StubEndpoint(script=["500", "500"], max_requests=10) as stub:
+    with FakeOpenAI(script=["500", "500"], max_requests=10) as stub:
         backend = openai_backend.OpenAIBackend("stub", base_url=stub.url, concurrency=1, timeout_s=2.0, max_retries=1)
         try:
             requests = [GenerationRequest(Prompt((("user", f"question {i}"),)), max_tokens=8) for i in range(3)]
@@ -109,7 +109,7 @@ def test_correction_backend_survives_faults_and_keeps_the_key_out_of_logs_and_ca
     for fault in ("timeout", "429 Retry-After", "500"):
         tally.fault(f"correction endpoint {fault}")
     good = json.dumps({"question": "How often do you get news from social media?", "options": ["Often", "Never"]})
-    with StubEndpoint(script=["timeout", "429", "500"], reply=lambda body: completion(good), hang_s=2.5,
+    with FakeOpenAI(script=["timeout", "429", "500"], reply=lambda body: completion(good), hang_s=2.5,
                       max_requests=10) as stub:
         backend = correct.OpenAICorrection(_correction_params(stub.url, tmp_path / "data" / "cache" / "llm"))
         result = backend.correct(_block(), Hint("SOCNEWS", "How often do you get news from social media?", ["Often", "Never"]))
@@ -222,7 +222,7 @@ def test_sigkill_during_ocr_then_rerun_equals_an_uninterrupted_run(tmp_path, sam
 def test_sigkill_during_inference_then_rerun_equals_an_uninterrupted_run(tmp_path, sample_sav, tally):
     tally.fault("SIGKILL during inference")
 
-    with StubEndpoint(delay=0.05, max_requests=400) as stub:
+    with FakeOpenAI(delay=0.05, max_requests=400) as stub:
         def infer(root: Path) -> dict:
             return {
                 "models": {"stub": {"backend": "openai", "model": "stub", "base_url": stub.url, "concurrency": 1,
@@ -270,8 +270,9 @@ def test_sigkill_during_inference_then_rerun_equals_an_uninterrupted_run(tmp_pat
 
 @pytest.mark.slow
 def test_endpoint_500s_during_inference_then_recovers_and_the_rerun_fills_the_gaps(tmp_path, sample_sav, tally):
-    """Failed rows are recorded (not lost, not fatal); after the endpoint recovers, a rerun with
-    `infer.retry_failed` recomputes only them, and the result equals a run that never saw a fault.
+    """Failed rows are recorded (not lost, not fatal); after the endpoint recovers, a plain rerun
+    recomputes only them (a failed request is tried again, up to `infer.max_attempts` times), and
+    the result equals a run that never saw a fault.
     The API key travels in the Authorization header only: never in outputs, caches or the CLI's output."""
     tally.fault("endpoint 500s during inference, then recovers")
     import os
@@ -279,19 +280,19 @@ def test_endpoint_500s_during_inference_then_recovers_and_the_rerun_fills_the_ga
     env_key = "OB_RELIABILITY_KEY"
     os.environ[env_key] = SECRET
     try:
-        with StubEndpoint(script=["500"] * 5, max_requests=400) as stub:
-            def infer(root: Path, retry: bool) -> dict:
+        with FakeOpenAI(script=["500"] * 5, max_requests=400) as stub:
+            def infer(root: Path) -> dict:
                 return {
                     "models": {"stub": {"backend": "openai", "model": "stub", "base_url": stub.url, "concurrency": 1,
                                         "timeout_s": 5, "max_retries": 0, "api_key_env": env_key}},
                     "infer": {"dataset_dir": str(root / "data" / "build"), "out_dir": str(root / "data" / "predictions"),
                               "parts_dir": str(root / "data" / "cache" / "infer"), "run": ["stub"],
                               "methods": ["logprobs"], "steerings": ["none"], "chunk_size": 4, "option_orders": 1,
-                              "questions": {"n": 8, "seed": 0}, "retry_failed": retry},
+                              "questions": {"n": 8, "seed": 0}},
                 }
 
             faulty, clean = tmp_path / "faulty", tmp_path / "clean"
-            p_faulty = _project(faulty, sample_sav, infer(faulty, retry=False))
+            p_faulty = _project(faulty, sample_sav, infer(faulty))
             args = lambda params: ["--params", str(params), "infer", "--model", "stub", "--method", "logprobs",  # noqa: E731
                                    "--no-progress"]
             assert run_cli(["--params", str(p_faulty), "build"], cwd=faulty).returncode == 0
@@ -300,10 +301,9 @@ def test_endpoint_500s_during_inference_then_recovers_and_the_rerun_fills_the_ga
             [out] = list((faulty / "data" / "predictions").rglob("*.parquet"))
             partial = pd.read_parquet(out)
             assert partial["failed"].sum() == 5 and partial.loc[partial["failed"], "error"].str.contains("500").all()
-            p_faulty = _project(faulty, sample_sav, infer(faulty, retry=True))
             second = run_cli(args(p_faulty), cwd=faulty)
             assert second.returncode == 0, second.stderr[-2000:]
-            p_clean = _project(clean, sample_sav, infer(clean, retry=False))
+            p_clean = _project(clean, sample_sav, infer(clean))
             assert run_cli(["--params", str(p_clean), "build"], cwd=clean).returncode == 0
             assert run_cli(args(p_clean), cwd=clean).returncode == 0
     finally:
@@ -332,7 +332,7 @@ def test_verbalized_replies_that_are_not_json_are_failed_rows_and_the_rate_is_re
             return completion("Sure! Most people would pick the first option.")  # not JSON
         return completion(json.dumps({k: 1 / len(letters) for k in letters}))
 
-    with StubEndpoint(reply=reply, max_requests=200) as stub:
+    with FakeOpenAI(reply=reply, max_requests=200) as stub:
         root = tmp_path / "p"
         params = _project(root, sample_sav, {
             "models": {"stub": {"backend": "openai", "model": "stub", "base_url": stub.url, "concurrency": 1,

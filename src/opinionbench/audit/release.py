@@ -121,12 +121,12 @@ def compare(qkey: str, wave: str, qcode: str, item: dict, entry, counts: dict[st
     if similarity >= SIMILAR:
         return row | {"status": "matched", "reason": ""}
     if holds_options:
-        return row | {"status": "wording_differs", "reason": f"wording similarity {similarity:.0f} < {SIMILAR:.0f}: "
+        return row | {"status": "wording_differs", "reason": f"wording similarity {similarity:.1f} < {SIMILAR:.0f}: "
                       "the release's text also holds the answer options"}
     contained = fuzz.partial_ratio(theirs_text, ours_text) >= SIMILAR if len(theirs_text) < len(ours_text) else False
     why = ("the release keeps only part of our label (an item or the stem)" if contained
            else "the release's text is not part of our label (ours may name another item; check the questionnaire)")
-    return row | {"status": "wording_differs", "reason": f"wording similarity {similarity:.0f} < {SIMILAR:.0f}: {why}"}
+    return row | {"status": "wording_differs", "reason": f"wording similarity {similarity:.1f} < {SIMILAR:.0f}: {why}"}
 
 
 def _missing(qkey: str, wave: str, qcode: str, item: dict, reason: str) -> dict:

@@ -3,6 +3,7 @@ and the review queue (every difference, most consequential first)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +47,35 @@ def write_audit(out_dir: Path, release: pd.DataFrame | None, groups: pd.DataFram
     return metrics
 
 
+# The reasons `audit.release` gives a missing question, as (pattern, kind): the report counts each
+# kind once and names its items (waves, columns) instead of masking them.
+_MISSING_KINDS = [
+    (re.compile(r"^wave (?P<item>\S+) not available \((?P<file>\S+) not in (?P<where>.+)\)$"),
+     "wave not available (no .sav in {where})"),
+    (re.compile(r"^no column (?P<item>\S+) in (?P<where>\S+)$"), "no such column in the wave's .sav"),
+    (re.compile(r"^(?P<item>\S+) is not a closed question in (?P<where>\S+): (?P<why>.*)$"), "not a closed question: {why}"),
+]
+_NAMED = 8  # items named per kind; the rest counted
+
+
+def _missing_reasons(reasons: pd.Series) -> list[str]:
+    """`- 38 × wave not available (no .sav in ../atp): W26, W27 (+1 more)`: one line per kind, most first."""
+    kinds: dict[str, list[str | None]] = {}
+    for reason in reasons.astype(str):
+        for pattern, kind in _MISSING_KINDS:
+            if match := pattern.match(reason):
+                kinds.setdefault(kind.format(**match.groupdict()), []).append(match["item"])
+                break
+        else:  # a reason of another shape: counted as it is
+            kinds.setdefault(reason, []).append(None)
+    lines = []
+    for kind, items in sorted(kinds.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        named = sorted({i for i in items if i})
+        shown = ", ".join(named[:_NAMED]) + (f" (+{len(named) - _NAMED} more)" if len(named) > _NAMED else "")
+        lines.append(f"- {len(items)} × {kind}" + (f": {shown}" if shown else ""))
+    return lines
+
+
 def _report(release: pd.DataFrame, groups: pd.DataFrame, sources, metrics: dict) -> str:
     lines = ["# Audit of published datasets against the .sav microdata", ""]
     release_src, groups_src = sources
@@ -56,8 +86,7 @@ def _report(release: pd.DataFrame, groups: pd.DataFrame, sources, metrics: dict)
             n = int((release["status"] == s).sum())
             lines.append(f"| {s} | {n} | {n / len(release):.1%} |")
         lines += ["", "Reasons of the missing questions:", ""]
-        missing = release.loc[release["status"] == "missing", "reason"].str.replace(r"W\d+(\.\d+)?", "W*", regex=True)
-        lines += [f"- {n} × {why}" for why, n in missing.str.split(":").str[0].value_counts().items()]
+        lines += _missing_reasons(release.loc[release["status"] == "missing", "reason"])
         lines += ["", "Examples per kind of difference:", ""]
         for s in ("options_differ", "label_truncated", "wording_differs", "options_unobserved"):
             for r in release[release["status"] == s].head(3).itertuples():

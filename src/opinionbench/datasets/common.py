@@ -51,7 +51,7 @@ class ImportedDataset:
     name: str
     questions: pd.DataFrame
     distributions: pd.DataFrame
-    human_annotations: pd.DataFrame | None = None  # steering, method, tv: the human baseline
+    human_annotations: pd.DataFrame | None = None  # steering, tv: the human baseline
     source: str = ""
     notes: list[str] = field(default_factory=list)
 

@@ -8,8 +8,11 @@ cannot be read becomes a failed result with its error and the raw reply, never a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opinionbench.models.base import Backend, Prompt
 from opinionbench.prompting import cyclic_orders, format_options, letters
@@ -17,17 +20,70 @@ from opinionbench.steering.base import Context
 from opinionbench.steering.templates import fill
 
 
-@dataclass(frozen=True)
-class MethodSettings:
-    """The knobs of params.yaml `infer:` that change what a method computes (all go into the request hash)."""
+class Settings(BaseModel):
+    """A method's own knobs, params.yaml `infer.<method>:` (as a backend has `BackendSettings`).
 
-    combine: str = "sum"            # logprobs: "A" and " A" combined by sum (SubPOP) or max (OpinionQA)
-    option_orders: int = 1          # cyclic option orders averaged
-    sequence_n: int = 10            # sequence: answers sampled (or letters asked for)
-    sequence_mode: str = "samples"  # "samples": N sampled answers; "letters": one reply of N letters
-    temperature: float = 1.0        # sequence sampling temperature
-    max_tokens: int = 80            # verbalized reply budget
-    seed: int = 0
+    A method module subclasses this with its fields and names the class in its `Method`; the
+    field's name is its name everywhere: params.yaml, the predictions metadata, MLflow.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a misspelt knob is an error, not ignored
+
+
+S = TypeVar("S", bound=Settings)
+
+
+class MethodSettings(Settings):
+    """What a method runs with: the knobs every method reads (params.yaml `infer.<knob>`) and, as
+    extra keyword arguments, methods' own settings by method name (`infer.<method>.<knob>`):
+    `MethodSettings(option_orders=1, sequence=SequenceSettings(n=3))`. A method not given uses
+    its class's defaults (`of`).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    option_orders: int = Field(2, ge=1, le=26, description="cyclic option orders averaged (label-bias control)")
+    seed: int = Field(0, description="seed of generated replies")
+
+    @model_validator(mode="after")
+    def _sections_are_settings(self) -> MethodSettings:
+        for name, value in (self.model_extra or {}).items():
+            if not isinstance(value, Settings):
+                raise ValueError(f"{name}: a method's settings must be its Settings instance, got {value!r}")
+        return self
+
+    def sections(self) -> dict[str, Settings]:
+        """The methods' own settings given, by method name."""
+        return dict(self.model_extra or {})
+
+    def of(self, cls: type[S]) -> S:
+        """The given settings of class `cls` (a method's own class), else its defaults."""
+        return next((s for s in self.sections().values() if type(s) is cls), None) or cls()
+
+    def recorded(self, method: str, cls: type[Settings]) -> dict[str, object]:
+        """The knobs of one method's run under their params.yaml names, as the predictions
+        metadata and MLflow record them: `infer.option_orders`, `infer.<method>.<knob>`."""
+        shared = {f"infer.{k}": v for k, v in self.model_dump(include=set(MethodSettings.model_fields)).items()}
+        return shared | {f"infer.{method}.{k}": v for k, v in self.of(cls).model_dump().items()}
+
+    def request_key(self, method: str, classes: Mapping[str, type[Settings]]) -> dict[str, object]:
+        """What the request hash of `method`'s cells holds of the settings: the shared knobs and
+        the method's own, a knob under its params path (`sequence.n`), flat.
+
+        The knobs methods had before each owned its settings carry a `serialization_alias`: the
+        hash holds those under that name for every method in `classes`, as it did then, so the
+        caches written then stay valid. A knob without one enters only its own method's hash.
+        """
+        key: dict[str, object] = self.model_dump(include=set(MethodSettings.model_fields))
+        for name, cls in classes.items():
+            own = self.of(cls)
+            for field, info in type(own).model_fields.items():
+                if info.serialization_alias or name == method:
+                    name_in_hash = info.serialization_alias or f"{name}.{field}"
+                    if name_in_hash in key:
+                        raise ValueError(f"{cls.__name__}.{field}: {name_in_hash!r} is already in the request hash")
+                    key[name_in_hash] = getattr(own, field)
+        return key
 
 
 @dataclass(frozen=True)
@@ -51,6 +107,25 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a method *is*, so that no code outside `elicit/` compares method names.
+
+    `calibratable`: its distribution is read off option log-probabilities, so temperature scaling
+    (`calibrate`) applies to it. `free_text`: it parses a generated reply, which can fail to parse.
+    `states_distribution`: the reply states the distribution itself (a JSON object of
+    probabilities, read strictly), the task human annotators did too; validation bounds how often
+    that parse fails (`validate.max_verbalized_failure_rate`). `k2s_role`: its side of the
+    knowledge-to-simulation gap (Meister et al.: the model *knows* a distribution it states,
+    `knowledge`, better than it *simulates* one by sampling, `simulation`); None = not part of it.
+    """
+
+    calibratable: bool = False
+    free_text: bool = False
+    states_distribution: bool = False
+    k2s_role: Literal["knowledge", "simulation"] | None = None
+
+
+@dataclass(frozen=True)
 class Method:
     """What the runner needs of a method; registered by name in `opinionbench.elicit.methods`.
 
@@ -62,6 +137,8 @@ class Method:
     prompts: Callable[[Item, MethodSettings], list[Prompt]]
     run: Callable[[Backend, Sequence[Item], MethodSettings], list[Result]]
     templates: tuple[str, ...]
+    capabilities: Capabilities = Capabilities()
+    settings: type[Settings] = Settings  # its own knobs (params.yaml `infer.<method>:`); none by default
 
 
 def failed(error: str, raw_reply: str | None = None) -> Result:

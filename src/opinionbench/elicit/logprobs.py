@@ -15,15 +15,25 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from opinionbench.elicit import methods
-from opinionbench.elicit.base import Item, Method, MethodSettings, Result, failed, orders_for, question_prompt
+from opinionbench.elicit.base import (Capabilities, Item, Method, MethodSettings, Result, Settings, failed, orders_for,
+                                      question_prompt)
 from opinionbench.models.base import Backend, Failure, NextToken, Prompt
 from opinionbench.prompting import letters, to_original
 
 TEMPLATE = "question_logprobs.txt"
+
+
+class LogprobsSettings(Settings):
+    """params.yaml `infer.logprobs:` (`serialization_alias`: the knob's name in the request hash, base.py)."""
+
+    combine: Literal["sum", "max"] = Field("sum", serialization_alias="combine",
+                                          description="'A' and ' A' letter tokens: sum (SubPOP) or max (OpinionQA)")
 
 
 def candidates(n: int) -> list[str]:
@@ -65,6 +75,7 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
     flat = [p for ps in per_item for p in ps]
     n_max = max(len(item.options) for item in items)
     answers = iter(backend.next_token_logprobs(flat, candidates(n_max)))
+    combine = settings.of(LogprobsSettings).combine
     results = []
     for item, ps in zip(items, per_item):
         orders = orders_for(item, settings)
@@ -74,7 +85,7 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
             results.append(failed(bad.error))
             continue
         try:
-            per_order = [letter_probabilities(a, len(item.options), settings.combine) for a in got]
+            per_order = [letter_probabilities(a, len(item.options), combine) for a in got]
         except ValueError as exc:
             results.append(failed(f"{item.qkey}: {exc}", json.dumps([a.logprobs for a in got])))
             continue
@@ -85,4 +96,5 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
     return results
 
 
-METHOD = methods.register("logprobs")(Method(prompts, run, templates=(TEMPLATE,)))
+METHOD = methods.register("logprobs")(Method(
+    prompts, run, templates=(TEMPLATE,), settings=LogprobsSettings, capabilities=Capabilities(calibratable=True)))

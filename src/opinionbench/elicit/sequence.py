@@ -12,15 +12,28 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from opinionbench.elicit import methods
-from opinionbench.elicit.base import Item, Method, MethodSettings, Result, failed, orders_for, question_prompt
+from opinionbench.elicit.base import (Capabilities, Item, Method, MethodSettings, Result, Settings, failed, orders_for,
+                                      question_prompt)
 from opinionbench.models.base import Backend, Failure, GenerationRequest, Prompt
 from opinionbench.prompting import letters, to_original
 
 TEMPLATES = {"samples": "question_sequence.txt", "letters": "question_sequence_letters.txt"}
+
+
+class SequenceSettings(Settings):
+    """params.yaml `infer.sequence:` (`serialization_alias`: the knob's name in the request hash, base.py)."""
+
+    n: int = Field(10, ge=1, le=200, serialization_alias="sequence_n",
+                   description="answers sampled (samples) or letters asked for (letters)")
+    mode: Literal["samples", "letters"] = Field("samples", serialization_alias="sequence_mode",
+                                                description="samples: n sampled answers; letters: one reply of n letters")
+    temperature: float = Field(1.0, gt=0, le=2, serialization_alias="temperature", description="sampling temperature")
 
 
 def first_letter(reply: str, n: int) -> str | None:
@@ -39,8 +52,8 @@ def letter_sequence(reply: str, n: int) -> list[str | None]:
 
 
 def prompts(item: Item, settings: MethodSettings) -> list[Prompt]:
-    template = TEMPLATES[settings.sequence_mode]
-    return [question_prompt(item, order, template, n=settings.sequence_n) for order in orders_for(item, settings)]
+    own = settings.of(SequenceSettings)
+    return [question_prompt(item, order, TEMPLATES[own.mode], n=own.n) for order in orders_for(item, settings)]
 
 
 def _seed(prompt: Prompt, base: int) -> int:
@@ -49,10 +62,11 @@ def _seed(prompt: Prompt, base: int) -> int:
 
 def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> list[Result]:
     per_item = [prompts(item, settings) for item in items]
-    letters_mode = settings.sequence_mode == "letters"
+    own = settings.of(SequenceSettings)
+    letters_mode = own.mode == "letters"
     requests = [
-        GenerationRequest(p, max_tokens=3 * settings.sequence_n + 8 if letters_mode else 4,
-                          temperature=settings.temperature, n=1 if letters_mode else settings.sequence_n,
+        GenerationRequest(p, max_tokens=3 * own.n + 8 if letters_mode else 4,
+                          temperature=own.temperature, n=1 if letters_mode else own.n,
                           seed=_seed(p, settings.seed))
         for ps in per_item for p in ps
     ]
@@ -67,7 +81,7 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
             continue
         mapped, invalid, total = [], 0, 0
         for reply, order in zip(got, orders_for(item, settings)):
-            answers = letter_sequence(reply[0], n)[: settings.sequence_n] if letters_mode else [first_letter(r, n) for r in reply]
+            answers = letter_sequence(reply[0], n)[: own.n] if letters_mode else [first_letter(r, n) for r in reply]
             counts = np.array([sum(a == letter for a in answers) for letter in letters(n)], dtype=float)
             invalid += sum(a is None for a in answers)
             total += len(answers)
@@ -82,4 +96,6 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
     return results
 
 
-METHOD = methods.register("sequence")(Method(prompts, run, templates=tuple(TEMPLATES.values())))
+METHOD = methods.register("sequence")(Method(
+    prompts, run, templates=tuple(TEMPLATES.values()), settings=SequenceSettings,
+    capabilities=Capabilities(free_text=True, k2s_role="simulation")))

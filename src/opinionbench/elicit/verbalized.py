@@ -14,13 +14,22 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import Field
 
 from opinionbench.elicit import methods
-from opinionbench.elicit.base import Item, Method, MethodSettings, Result, failed, orders_for, question_prompt
+from opinionbench.elicit.base import (Capabilities, Item, Method, MethodSettings, Result, Settings, failed, orders_for,
+                                      question_prompt)
 from opinionbench.models.base import Backend, Failure, GenerationRequest, Prompt
 from opinionbench.prompting import letters, to_original
 
 TEMPLATE = "question_verbalized.txt"
+
+
+class VerbalizedSettings(Settings):
+    """params.yaml `infer.verbalized:` (`serialization_alias`: the knob's name in the request hash, base.py)."""
+
+    max_tokens: int = Field(80, ge=8, le=2048, serialization_alias="max_tokens",
+                            description="reply budget of the stated distribution")
 
 
 class ReplyError(ValueError):
@@ -101,7 +110,8 @@ def prompts(item: Item, settings: MethodSettings) -> list[Prompt]:
 
 def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> list[Result]:
     per_item = [prompts(item, settings) for item in items]
-    requests = [GenerationRequest(p, max_tokens=settings.max_tokens, temperature=0.0, seed=settings.seed,
+    own = settings.of(VerbalizedSettings)
+    requests = [GenerationRequest(p, max_tokens=own.max_tokens, temperature=0.0, seed=settings.seed,
                                   json_schema=schema(len(item.options)))
                 for item, ps in zip(items, per_item) for p in ps]
     replies = iter(backend.generate(requests))
@@ -124,4 +134,6 @@ def run(backend: Backend, items: Sequence[Item], settings: MethodSettings) -> li
     return results
 
 
-METHOD = methods.register("verbalized")(Method(prompts, run, templates=(TEMPLATE,)))
+METHOD = methods.register("verbalized")(Method(
+    prompts, run, templates=(TEMPLATE,), settings=VerbalizedSettings,
+    capabilities=Capabilities(free_text=True, states_distribution=True, k2s_role="knowledge")))

@@ -25,11 +25,10 @@ import pandas as pd
 
 from opinionbench.inference import baselines_registry
 from opinionbench.inference.cells import Cell
+from opinionbench.inference.predictions import BASELINE_METHOD, BASELINE_STEERING  # noqa: F401 - the layout's, re-exported
 from opinionbench.neighbours import Neighbours, load_neighbours
 from opinionbench.tables import OVERALL, truth_by_cell
 
-BASELINE_METHOD = "baseline"
-BASELINE_STEERING = "none"
 BASELINE_REVISION = "v1"
 
 

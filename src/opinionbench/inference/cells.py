@@ -13,11 +13,11 @@ Overall (per-country data), so an unsteered run has a row per question.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from opinionbench.config import InferParams
 from opinionbench.errors import ConfigError
 from opinionbench.tables import OVERALL, read_dataset
 
@@ -35,17 +35,19 @@ def sample_questions(questions: pd.DataFrame, n: int | None, seed: int, waves: S
     return keys
 
 
-def select_questions(infer: InferParams, *, every_question: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(questions, distributions, the sampled qkeys) of `infer.dataset_dir`; none selected is an error.
+def select_questions(dataset_dir: Path, n: int | None, seed: int, waves: Sequence[str] = (), *,
+                     every_question: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(questions, distributions, the sampled qkeys) of `dataset_dir`; none selected is an error.
 
-    `every_question`: all the dataset's questions instead of the `infer.questions` sample.
+    `n`, `seed`, `waves`: the sample (params.yaml `infer.questions`); `every_question`: all the
+    dataset's questions instead.
     """
-    questions, distributions = read_dataset(infer.dataset_dir)
+    questions, distributions = read_dataset(dataset_dir)
     if every_question:
         return questions, distributions, sorted(questions["qkey"])
-    qkeys = sample_questions(questions, infer.questions.n, infer.questions.seed, infer.questions.waves)
+    qkeys = sample_questions(questions, n, seed, waves)
     if not qkeys:
-        raise ConfigError(f"params.yaml: infer.questions: no question of {infer.dataset_dir} is selected")
+        raise ConfigError(f"params.yaml: infer.questions: no question of {dataset_dir} is selected")
     return questions, distributions, qkeys
 
 

@@ -1,18 +1,19 @@
-"""A model's run as params.yaml `infer:` describes it: the method settings and one table per steering.
+"""One model's run over every steering: a predictions table per steering, as params.yaml `infer:` describes it.
 
-Why here and not in the `infer` stage: the stage stays "params -> library -> outputs", and the
-way params become method settings and runs is the same for every caller (stage, tests,
-benchmarks), so a knob is read in one place.
+Why here and not in the `infer` stage: the stage stays "params -> library -> outputs", and a
+run is the same for every caller (stage, tests, benchmarks). The plan is plain values; config
+(`InferParams.run_plan`) fills it from params.yaml, so a knob is read in one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from opinionbench.config import InferParams
 from opinionbench.elicit.base import MethodSettings
 from opinionbench.inference.cells import cells_to_predict
 from opinionbench.inference.predictions import prediction_path
@@ -21,37 +22,38 @@ from opinionbench.models.base import Backend
 from opinionbench.steering.base import SteeringData
 
 
-def method_settings(infer: InferParams) -> MethodSettings:
-    return MethodSettings(
-        combine=infer.combine, option_orders=infer.option_orders, sequence_n=infer.sequence.n,
-        sequence_mode=infer.sequence.mode, temperature=infer.sequence.temperature,
-        max_tokens=infer.verbalized_max_tokens, seed=infer.seed,
-    )
+@dataclass(frozen=True)
+class RunPlan:
+    """What a model's run needs besides the model and the method."""
+
+    dataset: str                                  # name in the prediction paths
+    steerings: Sequence[str]                      # one predictions table each
+    groups: Mapping[str, Sequence[str]] | None    # attribute -> groups steered to; None = every group
+    settings: MethodSettings                      # the method's knobs (in every request hash)
+    k_shots: int                                  # few-shot examples
+    persona_style: str                            # persona steering's style
+    neighbours: Path                              # the neighbours table (few-shot examples)
+    out_dir: Path                                 # predictions root
+    parts_dir: Path                               # resumable chunks
+    chunk_size: int = 16
+    max_attempts: int = 3                         # a failed cell is computed again until tried this often
+    knobs: Mapping[str, Any] = field(default_factory=dict)  # recorded with the predictions, under params.yaml names
 
 
-def run_knobs(infer: InferParams) -> dict:
-    """The `infer:` knobs besides the method settings that shape a predictions table (recorded in it)."""
-    return {"infer.k_shots": infer.k_shots, "infer.persona_style": infer.persona_style,
-            "infer.groups": infer.groups, "infer.questions.n": infer.questions.n,
-            "infer.questions.seed": infer.questions.seed, "infer.questions.waves": list(infer.questions.waves),
-            "infer.chunk_size": infer.chunk_size, "infer.dataset": infer.dataset}
-
-
-def run_steerings(backend: Backend, model: str, method: str, infer: InferParams, questions: pd.DataFrame,
+def run_steerings(backend: Backend, model: str, method: str, plan: RunPlan, questions: pd.DataFrame,
                   distributions: pd.DataFrame, qkeys: Sequence[str], *, progress: bool = True,
                   model_settings: Mapping[str, Any] | None = None) -> Iterator[tuple[str, RunSummary]]:
-    """One predictions table per `infer.steerings` entry, each yielded as soon as it is written.
+    """One predictions table per `plan.steerings` entry, each yielded as soon as it is written.
 
     `model_settings` (the `models:` entry) is recorded with the predictions as `model.<knob>`."""
-    settings = method_settings(infer)
-    knobs = run_knobs(infer) | {f"model.{k}": v for k, v in (model_settings or {}).items()}
-    data = SteeringData(questions, distributions, k_shots=infer.k_shots, persona_style=infer.persona_style,
-                        neighbours=infer.neighbours_path())
-    for steering in infer.steerings:
+    knobs = dict(plan.knobs) | {f"model.{k}": v for k, v in (model_settings or {}).items()}
+    data = SteeringData(questions, distributions, k_shots=plan.k_shots, persona_style=plan.persona_style,
+                        neighbours=plan.neighbours)
+    for steering in plan.steerings:
         run = InferenceRun(
-            backend, method, steering, questions, data, settings, dataset=infer.dataset,
-            out_path=prediction_path(infer.dataset, model, method, steering, infer.out_dir),
-            parts_dir=infer.parts_dir / infer.dataset / model / method / steering,
-            chunk_size=infer.chunk_size, retry_failed=infer.retry_failed, knobs=knobs,
+            backend, method, steering, questions, data, plan.settings, dataset=plan.dataset,
+            out_path=prediction_path(plan.dataset, model, method, steering, plan.out_dir),
+            parts_dir=plan.parts_dir / plan.dataset / model / method / steering,
+            chunk_size=plan.chunk_size, max_attempts=plan.max_attempts, knobs=knobs,
         )
-        yield steering, run.run(cells_to_predict(distributions, qkeys, infer.groups, steering=steering), progress=progress)
+        yield steering, run.run(cells_to_predict(distributions, qkeys, plan.groups, steering=steering), progress=progress)

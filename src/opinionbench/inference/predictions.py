@@ -17,6 +17,9 @@ from opinionbench.io import write_parquet
 from opinionbench.tables import PREDICTION_COLUMNS, TableError, read_table
 
 DEFAULT_ROOT = Path("data/predictions")
+# A baseline's table in that layout: <root>/<dataset>/<baseline name>/baseline/none.parquet
+BASELINE_METHOD = "baseline"
+BASELINE_STEERING = "none"
 
 
 def prediction_path(dataset: str, model: str, method: str, steering: str, root: Path = DEFAULT_ROOT) -> Path:
@@ -51,7 +54,7 @@ def write_predictions(frame: pd.DataFrame, path: Path, metadata: dict | None = N
 
 
 def run_metadata(frame: pd.DataFrame) -> dict:
-    """What `write_predictions` recorded ({} for files written without it, e.g. by an older version)."""
+    """What `write_predictions` recorded ({} for a file written without metadata)."""
     return dict(frame.attrs.get(RUN_METADATA) or {})
 
 
@@ -59,18 +62,3 @@ def read_predictions(path: Path) -> pd.DataFrame:
     frame = read_table(Path(path), PREDICTION_COLUMNS)
     frame["probs"] = frame["probs"].map(lambda p: np.asarray(p, dtype=float))
     return frame
-
-
-def check_alignment(predictions: pd.DataFrame, questions: pd.DataFrame) -> None:
-    """Every non-failed row has one probability per option of its question, summing to 1."""
-    n_options = dict(zip(questions["qkey"], questions["options"].map(len)))
-    for row in predictions.itertuples(index=False):
-        if row.failed:
-            continue
-        if row.qkey not in n_options:
-            raise TableError(f"predictions: {row.qkey}: not a question of the dataset")
-        if len(row.probs) != n_options[row.qkey] or not math.isclose(float(np.sum(row.probs)), 1.0, abs_tol=1e-6):
-            raise TableError(
-                f"predictions: {row.qkey}/{row.attribute}/{row.group}: probs {list(row.probs)} "
-                f"not a distribution over {n_options[row.qkey]} options"
-            )

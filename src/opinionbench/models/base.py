@@ -125,6 +125,21 @@ class Backend(ABC):
     # concurrently (1: one chunk after another, as a local model wants).
     parallel_requests: int = 1
 
+    # Attributes besides `model_id` and `revision` that change this backend's answers (the
+    # endpoint, request fields): part of every request key (`request_key`).
+    request_fields: ClassVar[tuple[str, ...]] = ()
+
+    def request_key(self) -> dict[str, object]:
+        """What, besides `model_id`, `revision`, the prompts and the method's settings, determines
+        an answer: `request_fields` by name (an override may add e.g. a device that changes numbers).
+
+        Why: the runner keys every computed cell on this too, so a cell is reused only when the
+        same request would reach the same model the same way; another endpoint or request field
+        is another cell, never a replayed one. Empty (the default) leaves request hashes as they
+        were before this key existed, so caches of backends without such fields stay valid.
+        """
+        return {name: getattr(self, name) for name in self.request_fields}
+
     def count_tokens(self, n: int) -> None:
         """Add `n` processed tokens to the total and to the meter of the chunk being computed."""
         with _COUNT_LOCK:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar, get_args
@@ -54,9 +55,33 @@ class OpenAISettings(BackendSettings):
         "e.g. vLLM's {structured_outputs: ...} or llama.cpp's {grammar: ...}; part of the request hash")
 
 
+def _os_reason(exc: BaseException) -> str:
+    """` (connection refused)`: the operating system's reason found under a connection error, if any.
+
+    Why: the client's own message is only "Connection error."; the stage's error line must say
+    what actually happened (refused, unreachable, name not resolved)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno:
+            return f" ({os.strerror(current.errno).lower()})"
+        text = str(current).lower()
+        for known in ("connection refused", "name or service not known", "network is unreachable",
+                      "no route to host", "connection reset"):
+            if known in text:
+                return f" ({known})"
+        current = current.__cause__ or current.__context__
+    return ""
+
+
 @backends.register("openai")
 class OpenAIBackend(Backend):
     Settings = OpenAISettings
+    # What, besides the prompt and the method's settings, goes into a request and so decides its
+    # reply: the endpoint, and every request field that is not a method setting. Not concurrency,
+    # timeouts or retries (how a request is sent, not what it asks).
+    request_fields = ("base_url", "top_logprobs", "response_format", "strict", "samples_via_n", "extra_body")
 
     def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None, revision: str | None = None,
                  concurrency: int = 4, timeout_s: float = 60.0, max_retries: int = 2, top_logprobs: int = 20,
@@ -64,7 +89,7 @@ class OpenAIBackend(Backend):
                  extra_body: dict[str, Any] | None = None, samples_via_n: bool = False) -> None:
         key = api_key(api_key_env, required=True, where=model)
         self.client = make_client(base_url, key=key, timeout=timeout_s, max_retries=max_retries)
-        self.base_url = base_url
+        self.base_url = base_url.rstrip("/")
         self.model_id = model
         self.revision = revision or "endpoint"
         self.top_logprobs = top_logprobs
@@ -100,7 +125,7 @@ class OpenAIBackend(Backend):
         if isinstance(exc, openai.APITimeoutError):
             return f"{self.base_url}: request timed out"
         if isinstance(exc, openai.APIConnectionError):
-            return f"{self.base_url}: cannot connect"
+            return f"{self.base_url}: cannot connect{_os_reason(exc)}"
         text = str(exc).splitlines()[0] if str(exc) else ""
         return f"{self.base_url}: unusable reply ({type(exc).__name__}: {text[:160]})"
 

@@ -16,14 +16,14 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 from tqdm import tqdm
 
-from opinionbench.config import CorrectionParams
 from opinionbench.questionnaire.correct import CorrectionBackend, Hint, make_backend
-from opinionbench.questionnaire.correct.codebook import merged_opcodes
+from opinionbench.questionnaire.correct.settings import CorrectionParams
 from opinionbench.questionnaire.drift import check_drift, similarity
 from opinionbench.questionnaire.errors import CorrectionError
 from opinionbench.questionnaire.layout import fold_code
 from opinionbench.questionnaire.reconcile import reconcile
 from opinionbench.questionnaire.segment import Block
+from opinionbench.questionnaire.text import merged_opcodes
 
 if TYPE_CHECKING:
     from opinionbench.survey import Wave
@@ -150,6 +150,8 @@ def correct_blocks(
             question, options = block.wording, list(block.options)
         if hint is None and known:
             reasons.append("code not in the codebook")
+        if not block.options:  # its code is printed, its options could not be read
+            reasons.append("options not read from the page")
         probs, refusal = toplines.get(qcode, (None, None))
         check = reconcile(block.percents, probs, refusal)
         if check.ok is False:

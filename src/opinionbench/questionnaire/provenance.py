@@ -2,12 +2,14 @@
 
 `attach_questionnaire_text` is the build's one call: question wording from the corrected
 questionnaire where the correction was accepted, from the codebook otherwise (`text_source`
-says which), reviewed corrections applied last, and a `provenance` JSON per question with the
-whole chain: file, page, box, OCR text and confidence, backend, model, cache key, diff, review.
+says which), reviewed corrections applied last (`text_source: reviewed` where a person's wording
+won), and a `provenance` JSON per question with the whole chain: codebook label, file, page,
+box, OCR text and confidence, backend, model, cache key, diff, review.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -75,7 +77,7 @@ def attach_questionnaire_text(questions: pd.DataFrame, corrected_files: dict[str
                                     "record": questionnaire_record(row)}
     provenance = []
     for i, row in out.iterrows():
-        chain: dict = {"codebook": {"file": row["source_file"], "variable": row["qkey"]}}
+        chain: dict = {"codebook": {"file": row["source_file"], "variable": row["qkey"], "label": row["question"]}}
         found = records.get(row["qkey"])
         if found:
             chain["questionnaire"] = found["record"]
@@ -97,21 +99,36 @@ def attach_questionnaire_text(questions: pd.DataFrame, corrected_files: dict[str
     out["provenance"] = provenance
     out, applied = apply_reviews(out, load_reviews(reviews), reviews)
     out["provenance"] = [
-        json.dumps(chain | {"manual_review": applied.get(k, [])}, ensure_ascii=False, default=str)
-        for k, chain in zip(out["qkey"], out["provenance"])
+        json.dumps(chain | {"text_source": source, "manual_review": applied.get(k, [])}, ensure_ascii=False, default=str)
+        for k, chain, source in zip(out["qkey"], out["provenance"], out["text_source"])
     ]
     return out
 
 
-def page_crop(pdf: Path, page: int, bbox: list[int], dpi: int, target: Path, pad: int = 12) -> Path:
-    """Save the block's region of the page (rasterised at the OCR dpi, so the box fits) as PNG."""
+def crop_image(pdf: Path, page: int, bbox: list[int], dpi: int, pad: int = 12):
+    """The block's region of the page (rasterised at the OCR dpi, so the box fits), a PIL image.
+
+    A missing PDF raises FileNotFoundError naming it (pdf2image's own error names poppler)."""
+    if not Path(pdf).is_file():
+        raise FileNotFoundError(f"{pdf}: questionnaire PDF not found")
+    image = _page_image(str(pdf), page, dpi)
+    left, top, right, bottom = bbox
+    return image.crop((max(0, left - pad), max(0, top - pad), min(image.width, right + pad), min(image.height, bottom + pad)))
+
+
+@functools.lru_cache(maxsize=4)
+def _page_image(pdf: str, page: int, dpi: int):
+    """One rasterised page, kept for the next crop of the same page (an export crops many)."""
     from pdf2image import convert_from_path
 
+    return convert_from_path(pdf, dpi=dpi, first_page=page, last_page=page, grayscale=True)[0]
+
+
+def page_crop(pdf: Path, page: int, bbox: list[int], dpi: int, target: Path, pad: int = 12) -> Path:
+    """Save the block's region of the page as PNG (`crop_image`)."""
     from opinionbench.io import atomic_path
 
-    image = convert_from_path(str(pdf), dpi=dpi, first_page=page, last_page=page)[0]
-    left, top, right, bottom = bbox
-    crop = image.crop((max(0, left - pad), max(0, top - pad), min(image.width, right + pad), min(image.height, bottom + pad)))
+    crop = crop_image(pdf, page, bbox, dpi, pad)
     tmp = atomic_path(Path(target))
     try:
         crop.save(tmp, format="PNG")

@@ -20,6 +20,7 @@ from PIL import Image, ImageFilter
 from opinionbench.errors import OpinionBenchError
 from opinionbench.io import atomic_path
 from opinionbench.questionnaire.layout import LAYOUT, Layout, code_label, footer_line, routing_line
+from opinionbench.questionnaire.random_style import ScanSettings, draw_style, keywords as random_keywords
 from opinionbench.questionnaire.styles import RenderQuestion, wrap_text
 
 if TYPE_CHECKING:
@@ -83,15 +84,20 @@ def render_pdf(
     """Write the born-digital questionnaire PDF; returns the number of pages.
 
     `topline` (our own layout) never splits a question block across pages, so each block has one
-    page and one bounding box; the other `styles.STYLES` are drawn by `render_styles`.
+    page and one bounding box; the other `styles.STYLES` are drawn by `render_styles`, and
+    `random` is the layout `random_style.draw_style(seed)` draws.
     """
     from reportlab.pdfbase.pdfmetrics import stringWidth
     from reportlab.pdfgen import canvas
 
     if style != "topline":
         from opinionbench.questionnaire.render_styles import render_styled_pdf
-        from opinionbench.questionnaire.styles import style_named
+        from opinionbench.questionnaire.styles import RANDOM, style_named
 
+        if style == RANDOM:
+            drawn, _, dims = draw_style(seed)
+            return render_styled_pdf(questions, path, drawn, wave=wave, title=title, dates=dates, n=n, seed=seed,
+                                     keywords=random_keywords(seed, dims))
         return render_styled_pdf(questions, path, style_named(style), wave=wave, title=title, dates=dates, n=n,
                                  seed=seed)
 
@@ -167,33 +173,50 @@ def render_pdf(
 
 
 def degrade(image: Image.Image, rng: np.random.Generator, max_rotation: float = 0.6, blur: float = 0.6,
-            noise: float = 12.0) -> Image.Image:
-    """A photocopy-like scan: slight rotation, blur and sensor noise on a grayscale page."""
+            noise: float = 12.0, *, min_rotation: float = 0.0, speckle: float = 0.0) -> Image.Image:
+    """A photocopy-like scan: rotation (skew), blur, sensor noise and speckle on a grayscale page."""
     gray = image.convert("L")
-    angle = float(rng.uniform(-max_rotation, max_rotation))
+    if min_rotation > 0:  # a skew of at least `min_rotation` degrees, either way
+        angle = float(rng.choice([-1.0, 1.0]) * rng.uniform(min_rotation, max_rotation))
+    else:
+        angle = float(rng.uniform(-max_rotation, max_rotation))
     gray = gray.rotate(angle, resample=Image.BICUBIC, expand=False, fillcolor=255)
     if blur > 0:
         gray = gray.filter(ImageFilter.GaussianBlur(blur))
     pixels = np.asarray(gray, dtype=np.float32)
     pixels = pixels + rng.normal(0.0, noise, size=pixels.shape)
+    if speckle > 0:  # dust and toner specks: isolated black and white pixels
+        flips = rng.random(pixels.shape)
+        pixels[flips < speckle / 2] = 0.0
+        pixels[flips > 1 - speckle / 2] = 255.0
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
 
 
-def scan_pdf(source: Path, path: Path, *, dpi: int = 200, seed: int = 0, jpeg_quality: int = 60) -> int:
-    """Rasterise a PDF, degrade each page and re-wrap the images as an image-only PDF."""
+def scan_pdf(source: Path, path: Path, *, dpi: int = 200, seed: int = 0, jpeg_quality: int = 60,
+             scan: ScanSettings | None = None, keywords: str = "") -> int:
+    """Rasterise a PDF, degrade each page and re-wrap the images as an image-only PDF.
+    `scan` (a random layout's draw) overrides dpi and JPEG quality; `keywords` go into the metadata."""
     from pdf2image import convert_from_path
 
+    if scan is not None:
+        dpi, jpeg_quality = scan.dpi, scan.jpeg_quality
     if not 150 <= dpi <= 300:
         raise OpinionBenchError(f"scan dpi must be within 150-300 (got {dpi})")
     rng = np.random.default_rng(seed)
-    pages = [degrade(p, rng) for p in convert_from_path(str(source), dpi=dpi, grayscale=True)]
+    images = convert_from_path(str(source), dpi=dpi, grayscale=True)
+    if scan is None:
+        pages = [degrade(p, rng) for p in images]
+    else:
+        pages = [degrade(p, rng, scan.max_rotation, scan.blur, scan.noise, min_rotation=scan.min_rotation,
+                         speckle=scan.speckle) for p in images]
     tmp = atomic_path(Path(path))
     buffers = []
     for page in pages:  # JPEG-compress each page: a noisy scan must stay small enough to commit
         buf = io.BytesIO()
         page.save(buf, format="JPEG", quality=jpeg_quality)
         buffers.append(Image.open(io.BytesIO(buf.getvalue())))
-    buffers[0].save(tmp, format="PDF", save_all=True, append_images=buffers[1:], resolution=float(dpi))
+    extra = {"keywords": keywords} if keywords else {}
+    buffers[0].save(tmp, format="PDF", save_all=True, append_images=buffers[1:], resolution=float(dpi), **extra)
     tmp.replace(path)
     return len(pages)
 
@@ -209,7 +232,8 @@ def render_wave_questionnaire(
     routing: dict[str, str] | None = None,
     style: str = "topline",
 ) -> int:
-    """`.sav` → questionnaire PDF in `style` (scanned by default); returns the page count."""
+    """`.sav` → questionnaire PDF in `style` (scanned by default); returns the page count.
+    For `style="random"` the seed draws the layout and the scan (its dpi replaces `dpi`)."""
     from opinionbench.survey import load_wave
 
     wave = load_wave(sav_path)
@@ -228,6 +252,9 @@ def render_wave_questionnaire(
     clean = pdf_path.with_name(f".{pdf_path.stem}.clean.pdf")
     try:
         render_pdf(questions, clean, **kwargs)
+        if style == "random":
+            _, scan, dims = draw_style(seed)
+            return scan_pdf(clean, pdf_path, seed=seed, scan=scan, keywords=random_keywords(seed, dims))
         return scan_pdf(clean, pdf_path, dpi=dpi, seed=seed)
     finally:
         clean.unlink(missing_ok=True)

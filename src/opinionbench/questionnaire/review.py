@@ -1,9 +1,12 @@
 """Manual verification: the reviewed-corrections file (applied last) and the review queue.
 
 `data/reviews/corrections.yaml` holds what a person checked against the page: per qkey the
-field, the corrected value, who, when and why. It wins over every automatic step. The queue
-ranks questions by how much they need a human: corrections routed to review, low OCR
-confidence, large corrections, topline mismatches.
+field, the corrected value, who, when and why. It wins over every automatic step. A `checked`
+entry changes nothing and records a verdict ("ours is right" for an audit difference, a rejected
+automatic correction), so the question leaves the queue with the check on record. Entries pulled
+from Label Studio also carry the task id and the submission time. The queue ranks questions by
+how much they need a human: corrections routed to review, low OCR confidence, large
+corrections, topline mismatches.
 """
 
 from __future__ import annotations
@@ -30,11 +33,15 @@ class ReviewEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     qkey: str
-    field: Literal["question", "options"]
+    field: Literal["question", "options", "checked"]
     value: str | list[str]
     reviewer: str
     date: dt.date
     reason: str
+    # Set by `opinionbench review pull`: where the entry came from, when it was submitted, what it replaced.
+    task: int | None = None
+    time: dt.datetime | None = None
+    before: str | list[str] | None = None
 
 
 def load_reviews(path: Path | None) -> list[ReviewEntry]:
@@ -59,19 +66,26 @@ def load_reviews(path: Path | None) -> list[ReviewEntry]:
                               f"{key}: {first['msg']}") from None
         if entry.field == "options" and not isinstance(entry.value, list):
             raise ReviewError(f"{path}: corrections[{i}] ({entry.qkey}): options value must be a list")
-        if entry.field == "question" and not isinstance(entry.value, str):
-            raise ReviewError(f"{path}: corrections[{i}] ({entry.qkey}): question value must be a string")
+        if entry.field in ("question", "checked") and not isinstance(entry.value, str):
+            raise ReviewError(f"{path}: corrections[{i}] ({entry.qkey}): {entry.field} value must be a string")
         entries.append(entry)
     return entries
 
 
-def review_record(entry: ReviewEntry, before: str | list[str]) -> dict:
-    return {"field": entry.field, "before": before, "after": entry.value, "reviewer": entry.reviewer,
-            "date": entry.date.isoformat(), "reason": entry.reason}
+def review_record(entry: ReviewEntry, before: str | list[str] | None) -> dict:
+    record = {"field": entry.field, "before": before, "after": entry.value, "reviewer": entry.reviewer,
+              "date": entry.date.isoformat(), "reason": entry.reason}
+    if entry.task is not None:
+        record |= {"task": entry.task, "time": entry.time.isoformat() if entry.time else None}
+    return record
 
 
 def apply_reviews(questions: pd.DataFrame, entries: list[ReviewEntry], source: Path | None) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
-    """Reviewed values written over the table; returns it and, per qkey, the review records."""
+    """Reviewed values written over the table; returns it and, per qkey, the review records.
+
+    A reviewed wording sets `text_source` to `reviewed` (when the table has the column): the text
+    is then a person's, whatever step proposed it. `checked` entries change no value.
+    """
     out = questions.copy()
     index = {k: i for i, k in zip(out.index, out["qkey"])}
     applied: dict[str, list[dict]] = {}
@@ -81,11 +95,16 @@ def apply_reviews(questions: pd.DataFrame, entries: list[ReviewEntry], source: P
                           stacklevel=2)
             continue
         i = index[entry.qkey]
+        if entry.field == "checked":
+            applied.setdefault(entry.qkey, []).append(review_record(entry, None))
+            continue
         before = out.at[i, entry.field]
         if entry.field == "options" and len(entry.value) != len(before):
             raise ReviewError(f"{source}: {entry.qkey}: reviewed options have {len(entry.value)} labels, the "
                               f"question has {len(before)} (the distribution is aligned to them)")
         out.at[i, entry.field] = entry.value if entry.field == "question" else list(entry.value)
+        if entry.field == "question" and "text_source" in out.columns:
+            out.at[i, "text_source"] = "reviewed"
         applied.setdefault(entry.qkey, []).append(review_record(entry, list(before) if entry.field == "options" else before))
     return out, applied
 

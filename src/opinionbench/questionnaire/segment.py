@@ -243,7 +243,3 @@ def segment(words: pd.DataFrame, *, source: str = "questionnaire", layout: Layou
     for page in sorted(set(page_left) - pages_with_questions):
         warnings.warn(f"{source}: page {page}: no questions found on this page", PageWarning, stacklevel=2)
     return blocks
-
-
-def blocks_frame(blocks: list[Block]) -> pd.DataFrame:
-    return pd.DataFrame([b.to_dict() for b in blocks], columns=list(Block.__dataclass_fields__))

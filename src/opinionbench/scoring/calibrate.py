@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
 from opinionbench.io import read_structured
-from opinionbench.scoring.evaluation import PredictionFile, Truth, pair_predictions
+from opinionbench.scoring.evaluation import PredictionFile, Truth, calibratable, pair_predictions
 from opinionbench.scoring.metrics import pad_rows, total_variation
 
 Objective = Literal["tv", "cross_entropy"]
@@ -182,8 +182,8 @@ def read_temperatures(path: Path) -> dict[tuple[str, str, str], float]:
             for m, by_steering in entry.get("runs", {}).items() for s, r in by_steering.items()}
 
 
-CALIBRATION_COLUMNS = ["model", "steering", "temperature", "heldout_questions", "tv_before", "rep_before", "tv_after",
-                       "rep_after"]
+CALIBRATION_COLUMNS = ["model", "steering", "calibrated_by", "temperature", "temperature_degenerate",
+                       "heldout_questions", "tv_before", "rep_before", "tv_after", "rep_after"]
 
 
 def calibration_table(scored: dict[PredictionFile, pd.DataFrame], frames: dict[PredictionFile, pd.DataFrame],
@@ -192,17 +192,23 @@ def calibration_table(scored: dict[PredictionFile, pd.DataFrame], frames: dict[P
     """Before/after on the held-out questions, and the reliability curves, per calibrated file.
 
     "Before" is the raw file restricted to the questions its calibrated twin was scored on, so
-    both sides of every comparison cover the same held-out questions.
+    both sides of every comparison cover the same held-out questions. An imported run the
+    source scaled itself (`calibrated_by` in-sample: T fitted on the very questions scored, T
+    not published) is listed beside our held-out fit of the same raw log-probs. A T at the
+    search bound is flagged `temperature_degenerate` and not given as a temperature.
     """
     rows, curves = [], {}
-    raw = {(f.model, f.steering): f for f in scored if f.method == "logprobs" and not f.calibrated}
+    raw = {(f.model, f.method, f.steering): f for f in scored if calibratable(f.method) and not f.calibrated}
     for f, after in scored.items():
-        if not f.calibrated or (f.model, f.steering) not in raw:
+        if not f.calibrated or (f.model, f.method, f.steering) not in raw:
             continue
-        before_file = raw[(f.model, f.steering)]
+        before_file = raw[(f.model, f.method, f.steering)]
         held = set(frames[f]["qkey"])
         before = scored[before_file][scored[before_file]["qkey"].isin(held)]
-        row = {"model": f.model, "steering": f.steering, "temperature": temperatures.get((f.dataset, f.model, f.steering)),
+        temperature = temperatures.get((f.dataset, f.model, f.steering)) if f.calibrated_by != "in-sample" else None
+        degenerate = temperature is not None and at_search_bound(temperature)
+        row = {"model": f.model, "steering": f.steering, "calibrated_by": f.calibrated_by or None,
+               "temperature": None if degenerate else temperature, "temperature_degenerate": degenerate,
                "heldout_questions": len(held)}
         for name, frame in (("before", before), ("after", after)):
             row[f"tv_{name}"] = float(frame["tv"].mean()) if len(frame) else float("nan")
@@ -212,8 +218,9 @@ def calibration_table(scored: dict[PredictionFile, pd.DataFrame], frames: dict[P
                                         f.steering, str(before_file.path))
         pairs_after = pair_predictions(frames[f], truth, f.steering, str(f.path))
         if len(pairs_before) and len(pairs_after):
-            curves[f"{f.model} · {f.steering}"] = (
+            suffix = " · in-sample (source)" if f.calibrated_by == "in-sample" else ""
+            curves[f"{f.model} · {f.steering}{suffix}"] = (
                 reliability_curve(list(pairs_before["pred"]), list(pairs_before["probs"]), bins),
                 reliability_curve(list(pairs_after["pred"]), list(pairs_after["probs"]), bins),
-                row["temperature"] if row["temperature"] is not None else float("nan"))
+                temperature if temperature is not None else float("nan"))
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS), curves

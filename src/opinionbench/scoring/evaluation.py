@@ -17,21 +17,55 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from opinionbench.elicit import capabilities, k2s_pair, methods
+from opinionbench.inference.predictions import BASELINE_METHOD
 from opinionbench.scoring import metrics
+from opinionbench.scoring import registry as reg
 from opinionbench.tables import OVERALL, TableError, read_dataset
 
+if TYPE_CHECKING:
+    from opinionbench.elicit.base import Capabilities
+
 UNSTEERED = "none"
-ROW_METRICS = ["tv", "wasserstein", "representativeness", "js_similarity"]
 KEY = ["qkey", "attribute", "group"]
+
+
+def method_capabilities(method: str) -> Capabilities | None:
+    """What the elicitation method of a predictions file is; None for a baseline or a method this
+    checkout does not define (published predictions imported from another benchmark)."""
+    return capabilities(method) if method in methods else None
+
+
+def calibratable(method: str) -> bool:
+    """Temperature scaling applies: the method reads its distribution off option log-probs."""
+    caps = method_capabilities(method)
+    return bool(caps and caps.calibratable)
+
+
+def is_baseline(method: str) -> bool:
+    return method == BASELINE_METHOD
+
+
+# Baselines that read the answer they are scored on: `overall-prior` predicts the public's own
+# distribution, so on the public's rows it *is* the truth (representativeness 1.000). They are
+# ceilings, kind `oracle`, kept apart from the baselines and never ranked among the entries.
+ORACLE_BASELINES = frozenset({"overall-prior"})
+OURS, PUBLISHED = "ours", "published"  # where a predictions file's numbers were made
+HELD_OUT, IN_SAMPLE = "held-out", "in-sample"  # who fitted a calibrated file's T: our calibrate / its source
 
 
 @dataclass(frozen=True)
 class PredictionFile:
-    """One `<dataset>/<model>/<method>/<steering>.parquet` found under a predictions root."""
+    """One `<dataset>/<model>/<method>/<steering>.parquet` found under a predictions root.
+
+    `source`: `ours` or `published` (imported by `import-predictions`); `calibrated_by`:
+    `held-out` (our `calibrate`) or `in-sample` (the source scaled it on the questions it scores).
+    """
 
     path: Path
     dataset: str
@@ -39,22 +73,38 @@ class PredictionFile:
     method: str
     steering: str
     calibrated: bool = False
+    source: str = OURS
+    calibrated_by: str = ""
+
+    @property
+    def method_label(self) -> str:
+        if not self.calibrated:
+            return self.method
+        return f"{self.method}+T" + (f" {IN_SAMPLE}" if self.calibrated_by == IN_SAMPLE else "")
 
     @property
     def label(self) -> str:
-        method = f"{self.method}+T" if self.calibrated else self.method
-        return f"{self.model} · {method} · {self.steering}"
+        return f"{self.model} · {self.method_label} · {self.steering}"
+
+    @property
+    def kind(self) -> str:
+        """model | baseline | oracle (a baseline that reads the answer)."""
+        if not is_baseline(self.method):
+            return "model"
+        return "oracle" if self.model in ORACLE_BASELINES else "baseline"
 
 
-def discover(root: Path, calibrated: bool = False) -> list[PredictionFile]:
-    """Every predictions file under `root` (layout of `opinionbench.inference.predictions`)."""
+def discover(root: Path, calibrated: bool = False, source: str = OURS) -> list[PredictionFile]:
+    """Every predictions file under `root` (layout of `opinionbench.inference.predictions`);
+    `source=published` with `calibrated=True`: runs their source temperature-scaled (in-sample)."""
     root = Path(root)
     if not root.is_dir():
         return []
     found = []
+    by = "" if not calibrated else (IN_SAMPLE if source == PUBLISHED else HELD_OUT)
     for path in sorted(root.glob("*/*/*/*.parquet")):
         dataset, model, method = path.relative_to(root).parts[:3]
-        found.append(PredictionFile(path, dataset, model, method, path.stem, calibrated))
+        found.append(PredictionFile(path, dataset, model, method, path.stem, calibrated, source, by))
     return found
 
 
@@ -95,8 +145,9 @@ def load_truth(name: str, directory: Path) -> Truth:
 
 def score_pairs(pairs: pd.DataFrame, truth: Truth, source: str) -> pd.DataFrame:
     """Row metrics for a frame with `qkey`, `pred` (model probs) and `probs` (human probs)."""
+    formulas = reg.row_formulas()
     if pairs.empty:
-        return pairs.drop(columns=["pred", "probs"], errors="ignore").assign(**{m: [] for m in ROW_METRICS})
+        return pairs.drop(columns=["pred", "probs"], errors="ignore").assign(**{m: [] for m in formulas})
     unknown = sorted(set(pairs["qkey"]) - set(truth.ordinal))
     if unknown:
         raise TableError(f"{source}: {unknown[0]}: not a question of dataset {truth.name} ({truth.directory})")
@@ -108,8 +159,8 @@ def score_pairs(pairs: pd.DataFrame, truth: Truth, source: str) -> pd.DataFrame:
         raise TableError(f"{source}: {row['qkey']}/{row.get('attribute', '')}/{row.get('group', '')}: "
                          f"{widths[bad[0]]} probabilities for {expected[bad[0]]} options")
     scores = metrics.row_scores(pairs["pred"].tolist(), pairs["probs"].tolist(),
-                                [truth.ordinal[k] for k in pairs["qkey"].tolist()])
-    return pairs.drop(columns=["pred", "probs"]).assign(**{m: scores[m] for m in ROW_METRICS})
+                                [truth.ordinal[k] for k in pairs["qkey"].tolist()], formulas)
+    return pairs.drop(columns=["pred", "probs"]).assign(**scores)
 
 
 def pair_predictions(predictions: pd.DataFrame, truth: Truth, steering: str, source: str) -> pd.DataFrame:
@@ -136,33 +187,14 @@ def score_predictions(predictions: pd.DataFrame, truth: Truth, steering: str, so
     return score_pairs(pair_predictions(predictions, truth, steering, source), truth, source)
 
 
-def _question_means(scored: pd.DataFrame, column: str) -> np.ndarray:
-    return scored.groupby("qkey")[column].mean().to_numpy() if len(scored) else np.empty(0)
-
-
-def _with_ci(out: dict, name: str, values: np.ndarray, n_boot: int, seed: int, confidence: float) -> None:
-    clean = values[~np.isnan(values)]
-    out[name] = float(clean.mean()) if clean.size else float("nan")
-    out[f"{name}_lo"], out[f"{name}_hi"] = metrics.bootstrap_ci(clean, n_boot, seed, confidence)
-
-
 def summarise(scored: pd.DataFrame, n_boot: int, seed: int, confidence: float) -> dict:
-    """Leaderboard numbers of one scored predictions file (NaN where they do not apply)."""
-    overall = scored[scored["attribute"] == OVERALL]
-    groups = scored[scored["attribute"] != OVERALL]
+    """Leaderboard numbers of one scored predictions file: every registered leaderboard metric
+    over its Overall or its group rows (NaN where they do not apply)."""
+    boot = dict(n_boot=n_boot, seed=seed, confidence=confidence)
+    scopes = {"overall": scored[scored["attribute"] == OVERALL], "groups": scored[scored["attribute"] != OVERALL]}
     out: dict = {"n_questions": int(scored["qkey"].nunique()), "n_scored": int(len(scored))}
-    _with_ci(out, "rep_overall", _question_means(overall, "representativeness"), n_boot, seed, confidence)
-    _with_ci(out, "tv_overall", _question_means(overall, "tv"), n_boot, seed, confidence)
-    out["js_overall"] = float(overall["js_similarity"].mean()) if len(overall) else float("nan")
-    _with_ci(out, "rep_groups", _question_means(groups, "representativeness"), n_boot, seed, confidence)
-    _with_ci(out, "tv_groups", _question_means(groups, "tv"), n_boot, seed, confidence)
-    per_group = groups.assign(cell=groups["attribute"] + ": " + groups["group"]).groupby("cell")
-    rep_by_group = per_group["representativeness"].mean()
-    out["rep_worst_group"] = float(rep_by_group.min()) if len(rep_by_group) else float("nan")
-    out["worst_group"] = str(rep_by_group.idxmin()) if len(rep_by_group.dropna()) else ""
-    out["js_groups"] = float(groups["js_similarity"].mean()) if len(groups) else float("nan")
-    skew = metrics.jensen_shannon_skew(per_group["js_similarity"].mean() if len(groups) else pd.Series(dtype=float))
-    out["js_skew"], out["most_similar_group"] = skew["skew"], skew["most_similar"]
+    for spec in reg.board_metrics():
+        out |= reg.summarise_rows(spec, scopes[spec.rows], boot)
     return out
 
 
@@ -178,7 +210,16 @@ def question_sample_digest(qkeys: Iterable[str]) -> str:
 
 
 def human_group_references(truth: Truth, n_boot: int, seed: int, confidence: float) -> list[dict]:
-    """OpinionQA's human baselines: groups' own distributions against the public and each other."""
+    """OpinionQA's human baselines: groups' own distributions against the public and each other.
+
+    Every leaderboard metric averaged over questions gets its human value: groups against the
+    public in the public's columns, groups against the other groups in the groups' columns,
+    each as an average and as its worst (by the metric's own direction).
+    """
+    boot = dict(n_boot=n_boot, seed=seed, confidence=confidence)
+    per_question = [s for s in reg.board_metrics() if s.aggregate == "question_mean"]
+    public = [s for s in per_question if s.rows == "overall"]
+    grouped = [s for s in per_question if s.rows == "groups"]
     rows: list[dict] = []
     dist = truth.distributions
     groups = dist[dist["attribute"] != OVERALL]
@@ -187,31 +228,39 @@ def human_group_references(truth: Truth, n_boot: int, seed: int, confidence: flo
         pairs = groups.merge(overall, on="qkey").rename(columns={"probs": "pred"}).rename(columns={"target": "probs"})
         scored = score_pairs(pairs[[*KEY, "pred", "probs"]], truth, f"{truth.name} groups")
         avg = {"entry": "humans: groups vs public (avg)", "kind": "reference", "steering": UNSTEERED}
-        _with_ci(avg, "rep_overall", _question_means(scored, "representativeness"), n_boot, seed, confidence)
-        _with_ci(avg, "tv_overall", _question_means(scored, "tv"), n_boot, seed, confidence)
-        by_group = scored.assign(cell=scored["attribute"] + ": " + scored["group"]).groupby("cell")
-        rep, tv = by_group["representativeness"].mean(), by_group["tv"].mean()
-        worst = {"entry": "humans: groups vs public (worst)", "kind": "reference", "steering": UNSTEERED,
-                 "rep_overall": float(rep.min()), "tv_overall": float(tv.max()), "worst_group": str(rep.idxmin()),
-                 "rep_worst_group": float(rep.min())}
+        worst = {"entry": "humans: groups vs public (worst)", "kind": "reference", "steering": UNSTEERED}
+        for spec in public:
+            avg |= reg.summarise_rows(spec, scored, boot)
+            worst[spec.name] = reg.worst(spec, reg.cell_means(scored, spec.source))
+        for spec in reg.board_metrics():
+            if spec.aggregate == "worst_group":
+                worst |= reg.summarise_rows(spec, scored, boot)
         rows += [avg, worst]
     if len(groups):
-        ref = metrics.group_reference(groups[[*KEY, "probs"]], truth.ordinal)
+        ref = metrics.group_reference(groups[[*KEY, "probs"]], truth.ordinal, reg.row_formulas())
         if len(ref):
             per_target = ref.groupby(["qkey", "attribute", "group"])
-            avg = per_target[["representativeness", "tv"]].mean().reset_index()
-            worst = per_target.agg(representativeness=("representativeness", "min"), tv=("tv", "max")).reset_index()
+            sources = list(dict.fromkeys(s.source for s in grouped))
+            avg = per_target[sources].mean().reset_index()
+            worst = per_target.agg(**{c: (c, "min" if reg.row_direction(c) else "max") for c in sources}).reset_index()
             for kind, frame in (("avg", avg), ("worst", worst)):
                 row = {"entry": f"humans: other groups ({kind})", "kind": "reference", "steering": UNSTEERED}
-                _with_ci(row, "rep_groups", _question_means(frame, "representativeness"), n_boot, seed, confidence)
-                _with_ci(row, "tv_groups", _question_means(frame, "tv"), n_boot, seed, confidence)
+                for spec in grouped:
+                    row |= reg.summarise_rows(spec, frame, boot)
                 rows.append(row)
     human = truth.human_annotations
     if human is not None and len(human):
+        method, _ = k2s_pair()  # annotators stated a distribution: the knowledge side of the gap
         for steering, part in human.groupby("steering", sort=False):
-            row = {"entry": f"human annotators · verbalized · {steering}", "kind": "reference", "steering": steering,
-                   "method": "verbalized", "n_scored": int(len(part))}
-            _with_ci(row, "tv_groups", part["tv"].to_numpy(dtype=float), n_boot, seed, confidence)
+            row = {"entry": f"human annotators · {method} · {steering}", "kind": "reference", "steering": steering,
+                   "method": method, "n_scored": int(len(part))}
+            for spec in grouped:  # the annotations carry per-answer scores (tv), not distributions
+                if spec.source in part.columns:
+                    values = part[spec.source].to_numpy(dtype=float)
+                    if spec.interval:
+                        reg.with_interval(row, spec.name, values, boot)
+                    else:
+                        row[spec.name] = float(np.nanmean(values)) if len(values) else float("nan")
             rows.append(row)
     return rows
 
@@ -232,10 +281,9 @@ def steerability_formats(steerings: Iterable[str]) -> list[str]:
 def steerability_table(scored_by_file: dict[PredictionFile, pd.DataFrame]) -> pd.DataFrame:
     """Per (dataset, model, method): steerability per group (best persona format) beside the unsteered score."""
     rows = []
-    keys = {(f.dataset, f.model, f.method, f.calibrated) for f in scored_by_file}
-    for dataset, model, method, calibrated in sorted(keys):
-        files = {f: s for f, s in scored_by_file.items()
-                 if (f.dataset, f.model, f.method, f.calibrated) == (dataset, model, method, calibrated)}
+    keys = {(f.dataset, f.model, f.method_label) for f in scored_by_file}
+    for dataset, model, method in sorted(keys):
+        files = {f: s for f, s in scored_by_file.items() if (f.dataset, f.model, f.method_label) == (dataset, model, method)}
         formats = steerability_formats([f.steering for f in files])
         steered = [s.assign(steering=f.steering) for f, s in files.items() if f.steering in formats]
         if not steered:
@@ -247,7 +295,7 @@ def steerability_table(scored_by_file: dict[PredictionFile, pd.DataFrame]) -> pd
         base = per_group_scores(unsteered[0]) if unsteered else pd.Series(dtype=float)
         for r in best.itertuples(index=False):
             cell = f"{r.attribute}: {r.group}"
-            rows.append({"dataset": dataset, "model": model, "method": f"{method}+T" if calibrated else method,
+            rows.append({"dataset": dataset, "model": model, "method": method,
                          "attribute": r.attribute, "group": r.group, "best_steering": r.best_steering,
                          "steered": float(r.representativeness), "unsteered": float(base.get(cell, np.nan)),
                          "steerability": value})
@@ -260,10 +308,11 @@ def knowledge_to_simulation(scored_by_file: dict[PredictionFile, pd.DataFrame], 
     """TV(sequence)/TV(verbalized) − 1 per (dataset, model, steering), on the rows both methods scored."""
     rows = []
     index = {(f.dataset, f.model, f.method, f.steering): s for f, s in scored_by_file.items() if not f.calibrated}
+    knowledge, simulation = k2s_pair()
     for (dataset, model, method, steering), seq in index.items():
-        if method != "sequence" or (dataset, model, "verbalized", steering) not in index:
+        if method != simulation or (dataset, model, knowledge, steering) not in index:
             continue
-        verb = index[(dataset, model, "verbalized", steering)]
+        verb = index[(dataset, model, knowledge, steering)]
         both = seq[[*KEY, "tv"]].merge(verb[[*KEY, "tv"]], on=KEY, suffixes=("_seq", "_verb"))
         per_q = both.groupby("qkey")[["tv_seq", "tv_verb"]].mean().to_numpy()
         gap = metrics.knowledge_to_simulation_gap(per_q[:, 0], per_q[:, 1]) if len(per_q) else float("nan")
@@ -272,8 +321,8 @@ def knowledge_to_simulation(scored_by_file: dict[PredictionFile, pd.DataFrame], 
             ratios = boot[:, 0] / boot[:, 1] - 1.0
         tail = (1 - confidence) / 2 * 100
         lo, hi = np.nanpercentile(ratios, [tail, 100 - tail]) if np.isfinite(ratios).any() else (np.nan, np.nan)
-        rows.append({"dataset": dataset, "model": model, "steering": steering, "tv_sequence": float(per_q[:, 0].mean()),
-                     "tv_verbalized": float(per_q[:, 1].mean()), "k2s_gap": gap, "k2s_gap_lo": float(lo),
-                     "k2s_gap_hi": float(hi), "n_questions": int(len(per_q))})
-    return pd.DataFrame(rows, columns=["dataset", "model", "steering", "tv_sequence", "tv_verbalized", "k2s_gap",
+        rows.append({"dataset": dataset, "model": model, "steering": steering,
+                     f"tv_{simulation}": float(per_q[:, 0].mean()), f"tv_{knowledge}": float(per_q[:, 1].mean()),
+                     "k2s_gap": gap, "k2s_gap_lo": float(lo), "k2s_gap_hi": float(hi), "n_questions": int(len(per_q))})
+    return pd.DataFrame(rows, columns=["dataset", "model", "steering", f"tv_{simulation}", f"tv_{knowledge}", "k2s_gap",
                                        "k2s_gap_lo", "k2s_gap_hi", "n_questions"])

@@ -11,34 +11,37 @@ has its floor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from opinionbench.inference.predictions import read_predictions
+from opinionbench.inference.predictions import BASELINE_METHOD, read_predictions, run_metadata
 from opinionbench.scoring import evaluation as ev
-from opinionbench.scoring.calibrate import calibration_table
-from opinionbench.scoring.evaluation import PredictionFile, Truth
+from opinionbench.scoring.calibrate import at_search_bound, calibration_table
+from opinionbench.scoring.evaluation import UNSTEERED, PredictionFile, Truth
+from opinionbench.scoring.ranking import RANKED_KINDS, SAME_CELL_COLUMNS, ranked_frame, same_cell_scores
+from opinionbench.scoring.registry import board_columns
 
 REFERENCE_BASELINES = ("uniform", "overall-prior")
+DEGENERATE = "degenerate: T at the search bound (the fit asks for a uniform or an argmax distribution); not a result"
 
-LEADERBOARD_COLUMNS = [
-    "entry", "kind", "model", "method", "steering", "calibrated", "temperature", "n_questions", "n_scored",
-    "failed_rate", "rep_overall", "rep_overall_lo", "rep_overall_hi", "tv_overall", "tv_overall_lo",
-    "tv_overall_hi", "js_overall", "rep_groups", "rep_groups_lo", "rep_groups_hi", "tv_groups", "tv_groups_lo",
-    "tv_groups_hi", "rep_worst_group", "worst_group", "js_groups", "js_skew", "most_similar_group",
-]
+# What an entry is and the per-file facts beside its metrics; the metric columns follow, from the registry.
+# kind: model | baseline | oracle (a baseline that reads the answer: a ceiling) | reference (humans);
+# source: ours | published (imported); calibrated_by: held-out (our calibrate) | in-sample (the source's).
+ENTRY_COLUMNS = ["entry", "kind", "source", "model", "method", "steering", "calibrated", "calibrated_by", "temperature",
+                 "flag", "n_questions", "n_scored", "failed_rate"]
+
+
+def leaderboard_columns() -> list[str]:
+    return [*ENTRY_COLUMNS, *SAME_CELL_COLUMNS(), *board_columns()]
 
 
 def leaderboard_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows in a stable order: models (best group representativeness first), then references."""
-    frame = pd.DataFrame(rows).reindex(columns=LEADERBOARD_COLUMNS)
-    frame["_ref"] = frame["kind"].eq("reference")
-    frame["_score"] = frame["rep_groups"].fillna(frame["rep_overall"]).fillna(-frame["tv_groups"])
-    frame = frame.sort_values(["_ref", "_score", "entry"], ascending=[True, False, True], kind="stable")
-    return frame.drop(columns=["_ref", "_score"]).reset_index(drop=True)
+    """Rows in the ranking's order (scoring/ranking.py): ranked entries by their score on the
+    cells every ranked entry answered, then oracles, unranked entries, and human references."""
+    return ranked_frame(pd.DataFrame(rows).reindex(columns=leaderboard_columns()))
 
 
 
@@ -70,14 +73,22 @@ def evaluate_dataset(dataset: str, directory: Path, files: Sequence[PredictionFi
     rows: list[dict] = []
     for f in tqdm(files, desc=f"evaluate {dataset}", unit="file"):
         frame = read_predictions(f.path)
+        f = with_source(f, frame)
         frames[f], scored[f] = frame, ev.score_predictions(frame, truth, f.steering, str(f.path))
-        temperature = temperatures.get((f.dataset, f.model, f.steering)) if f.calibrated else None
-        rows.append({"entry": f.label, "kind": "baseline" if f.method == "baseline" else "model", "model": f.model,
+        temperature = temperatures.get((f.dataset, f.model, f.steering)) if f.calibrated_by == ev.HELD_OUT else None
+        rows.append({"entry": f.label, "kind": f.kind, "source": f.source, "model": f.model,
                      "method": f.method, "steering": f.steering, "calibrated": f.calibrated,
-                     "temperature": temperature, "failed_rate": float(frame["failed"].astype(bool).mean()),
-                     **ev.summarise(scored[f], **boot)})
+                     "calibrated_by": f.calibrated_by or None, "temperature": temperature,
+                     "flag": DEGENERATE if temperature is not None and at_search_bound(temperature) else None,
+                     "failed_rate": float(frame["failed"].astype(bool).mean()), **ev.summarise(scored[f], **boot)})
     asked = sorted({q for frame in frames.values() for q in frame["qkey"]})
-    rows += computed_baselines(dataset, truth, asked, {f.model for f in files if f.method == "baseline"}, boot)
+    extra_rows, extra_scored = computed_baselines(dataset, truth, asked,
+                                                  {f.model for f in files if ev.is_baseline(f.method)}, boot)
+    rows += extra_rows
+    by_label = {f.label: s for f, s in scored.items()} | extra_scored
+    ranked = {r["entry"] for r in rows if r["kind"] in RANKED_KINDS and not r.get("flag")}
+    same = same_cell_scores(by_label, ranked, boot)
+    rows = [r | same.get(r["entry"], {}) for r in rows]
     subset = Truth(dataset, truth.directory, truth.questions[truth.questions["qkey"].isin(asked)],
                    truth.distributions[truth.distributions["qkey"].isin(asked)], truth.human_annotations,
                    truth.ordinal, truth.n_options)
@@ -87,29 +98,41 @@ def evaluate_dataset(dataset: str, directory: Path, files: Sequence[PredictionFi
     summary = (steer.groupby(["model", "method"], as_index=False)
                .agg(steerability=("steerability", "first"), unsteered=("unsteered", "mean"), groups=("group", "size"))
                if len(steer) else steer)
-    heat = pd.DataFrame({f.label: ev.per_group_scores(s) for f, s in scored.items() if f.steering == "none"})
+    heat = pd.DataFrame({f.label: ev.per_group_scores(s) for f, s in scored.items() if f.steering == UNSTEERED})
     return DatasetEvaluation(
         dataset=dataset, directory=Path(directory), truth=truth, asked=asked, frames=frames, scored=scored,
         board=leaderboard_frame(rows), steerability=steer, steerability_summary=summary,
         k2s=ev.knowledge_to_simulation(scored, **boot), calibration=calib, curves=curves, group_heatmap=heat)
 
 
-def computed_baselines(dataset: str, truth: Truth, asked: list[str], present: set[str], boot: dict) -> list[dict]:
-    """uniform / overall-prior rows for the baselines no predictions file provides."""
+def with_source(f: PredictionFile, frame: pd.DataFrame) -> PredictionFile:
+    """`f` with the source its file records: our `calibrate` output of an imported run is
+    `published` too (the predictions were made elsewhere; only T was fitted here)."""
+    recorded = run_metadata(frame).get("source")
+    return replace(f, source=ev.PUBLISHED) if recorded == ev.PUBLISHED and f.source != ev.PUBLISHED else f
+
+
+def computed_baselines(dataset: str, truth: Truth, asked: list[str], present: set[str],
+                       boot: dict) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+    """uniform / overall-prior rows for the baselines no predictions file provides, and their scored rows."""
     from opinionbench.inference.baselines import baseline_predictions
     from opinionbench.inference.cells import cells_to_predict
 
     rows: list[dict] = []
+    scored_by_label: dict[str, pd.DataFrame] = {}
     if not asked:
-        return rows
+        return rows, scored_by_label
     cells = cells_to_predict(truth.distributions, asked, None)
     for name in REFERENCE_BASELINES:
         if name in present or (name == "overall-prior" and not truth.has_overall):
             continue
         frame = baseline_predictions(name, truth.questions, truth.distributions, cells, dataset)
         frame["probs"] = frame["probs"].map(lambda p: list(map(float, p)))
-        scored = ev.score_predictions(frame, truth, "none", f"baseline {name}")
-        rows.append({"entry": f"{name} · baseline · none", "kind": "baseline", "model": name, "method": "baseline",
-                     "steering": "none", "calibrated": False, "failed_rate": float(frame["failed"].mean()),
+        scored = ev.score_predictions(frame, truth, UNSTEERED, f"baseline {name}")
+        label = f"{name} · {BASELINE_METHOD} · {UNSTEERED}"
+        kind = PredictionFile(Path(), dataset, name, BASELINE_METHOD, UNSTEERED).kind
+        rows.append({"entry": label, "kind": kind, "source": ev.OURS, "model": name,
+                     "method": BASELINE_METHOD, "steering": UNSTEERED, "calibrated": False, "failed_rate": float(frame["failed"].mean()),
                      **ev.summarise(scored, **boot)})
-    return rows
+        scored_by_label[label] = scored
+    return rows, scored_by_label

@@ -20,7 +20,7 @@ Definitions, and where they come from:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -184,43 +184,42 @@ def bootstrap_ci(values: ArrayLike, n_boot: int = 1000, seed: int = 0,
 
 
 ROW_CHUNK = 100_000  # rows scored at once: bounded memory on the real build (millions of group pairs)
+RowFormula = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def row_scores(pred: Sequence[ArrayLike], target: Sequence[ArrayLike], ordinal: Sequence[ArrayLike],
-               chunk: int = ROW_CHUNK) -> dict[str, np.ndarray]:
-    """tv, wasserstein, representativeness and js_similarity of each (pred, target, ordinal) row.
+               formulas: Mapping[str, RowFormula], chunk: int = ROW_CHUNK) -> dict[str, np.ndarray]:
+    """Each named per-row formula (`scoring.registry.row_formulas()`) of each (pred, target, ordinal) row.
 
-    Vectorised over chunks of rows, each padded to its own widest row, so memory stays
-    O(chunk x options) however many rows there are (every metric is a per-row formula).
+    Vectorised over chunks of rows, each padded to its own widest row (probabilities with 0,
+    ordinal positions with NaN), so memory stays O(chunk x options) however many rows there are.
     """
     n = len(pred)
-    out = {m: np.empty(n, dtype=float) for m in ("tv", "wasserstein", "representativeness", "js_similarity")}
+    out = {name: np.empty(n, dtype=float) for name in formulas}
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         p = pad_rows(pred[start:stop])
         q = pad_rows(target[start:stop])
         x = pad_rows(ordinal[start:stop], fill=np.nan)
-        out["tv"][start:stop] = total_variation(p, q)
-        out["wasserstein"][start:stop] = wasserstein(p, q, x)
-        out["representativeness"][start:stop] = representativeness(p, q, x)
-        out["js_similarity"][start:stop] = jensen_shannon(p, q)
+        for name, formula in formulas.items():
+            out[name][start:stop] = formula(p, q, x)
     return out
 
 
-def group_reference(truth: pd.DataFrame, ordinal: dict[str, ArrayLike]) -> pd.DataFrame:
+def group_reference(truth: pd.DataFrame, ordinal: dict[str, ArrayLike],
+                    formulas: Mapping[str, RowFormula]) -> pd.DataFrame:
     """Humans as a reference model: each group's distribution scored against every other group.
 
     `truth`: distributions rows (qkey, attribute, group, probs) for groups other than Overall;
     `ordinal`: qkey → ordinal positions. Returns one row per (qkey, attribute, target group,
-    source group ≠ target, same attribute) with `representativeness` and `tv`, from which a
-    leaderboard takes the average and the worst source group (OpinionQA's human baselines).
+    source group ≠ target, same attribute) with a column per formula, from which a leaderboard
+    takes the average and the worst source group (OpinionQA's human baselines).
     """
     cols = ["qkey", "attribute", "group", "probs"]
     pairs = truth[cols].merge(truth[cols], on=["qkey", "attribute"], suffixes=("", "_source"))
     pairs = pairs[pairs["group"] != pairs["group_source"]].reset_index(drop=True)
     if pairs.empty:
-        return pairs.assign(representativeness=[], tv=[])
+        return pairs.drop(columns=["probs", "probs_source"]).assign(**{name: [] for name in formulas})
     scores = row_scores(pairs["probs_source"].tolist(), pairs["probs"].tolist(),
-                        [ordinal[k] for k in pairs["qkey"].tolist()])
-    return pairs.drop(columns=["probs", "probs_source"]).assign(
-        representativeness=scores["representativeness"], tv=scores["tv"])
+                        [ordinal[k] for k in pairs["qkey"].tolist()], formulas)
+    return pairs.drop(columns=["probs", "probs_source"]).assign(**scores)

@@ -19,20 +19,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from opinionbench.elicit import k2s_pair  # noqa: E402
 from opinionbench.io import atomic_path, write_json, write_text  # noqa: E402
+from opinionbench.scoring.registry import MetricSpec, dvc_keys, shown_in  # noqa: E402
 
 if TYPE_CHECKING:
     from opinionbench.scoring.leaderboard import DatasetEvaluation
 
-# (column, header, higher is better) shown in the Markdown leaderboard, each with its interval.
-SHOWN = [
-    ("rep_overall", "Representativeness (public) ↑", True),
-    ("rep_groups", "Representativeness (groups) ↑", True),
-    ("tv_groups", "TV to groups ↓", False),
-    ("tv_overall", "TV to public ↓", False),
-]
-METRIC_KEYS = ["rep_overall", "tv_overall", "rep_groups", "tv_groups", "rep_worst_group", "js_groups", "js_skew",
-               "failed_rate", "temperature"]
+KIND_COLORS = {"model": "#4c72b0", "baseline": "#dd8452", "oracle": "#55a868", "reference": "#9e9e9e"}
+LEGEND = {"model": "model", "baseline": "baseline", "oracle": "oracle (reads the answer: a ceiling)",
+          "reference": "human reference"}
+# Per-file facts of the leaderboard (not metrics) that metrics.json carries after the metrics.
+DVC_FACTS = ["failed_rate", "temperature"]
+
+
+def metric_keys() -> list[str]:
+    """The keys of each entry in metrics.json: the registry's DVC metrics, then the facts."""
+    return [*dvc_keys(), *DVC_FACTS]
 
 
 def _cell(row: pd.Series, column: str) -> str:
@@ -45,22 +48,56 @@ def _cell(row: pd.Series, column: str) -> str:
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _markdown_column(spec: MetricSpec, frame: pd.DataFrame) -> tuple[str, list[str]]:
+    """(header, cells) of a metric: `value [lo, hi]` under `label ↑`, or `group (value)` under its label."""
+    if spec.companion:
+        return spec.label, ["–" if pd.isna(r[spec.name]) else f"{r[spec.companion]} ({r[spec.name]:.3f})"
+                            for _, r in frame.iterrows()]
+    return f"{spec.label} {spec.arrow}", [_cell(r, spec.name) for _, r in frame.iterrows()]
+
+
+def _optional(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame[column] if column in frame else pd.Series([None] * len(frame), index=frame.index)
+
+
+def _kind(row: pd.Series) -> str:
+    """kind, with `published` for imported runs and the flag of a run that is not a result."""
+    text = str(row["kind"]) + (" (published)" if row.get("source") == "published" else "")
+    return text + (" ⚠ degenerate T" if isinstance(row.get("flag"), str) and row.get("flag") else "")
+
+
+def same_cells_note(frame: pd.DataFrame) -> str:
+    """Which cells the ranking compares: how many questions and cells every ranked entry answered."""
+    parts = []
+    for scope, name in (("groups", "group"), ("overall", "public")):
+        q, c = _optional(frame, f"same_questions_{scope}").dropna(), _optional(frame, f"same_cells_{scope}").dropna()
+        if len(c) and int(c.iloc[0]):
+            parts.append(f"{int(q.iloc[0])} questions / {int(c.iloc[0])} {name} cells")
+    return ("Ranked (`rank`) on the cells every ranked entry answered: " + "; ".join(parts) + ". "
+            if parts else "No cell is answered by every ranked entry: `rank` is empty. ")
+
+
 def leaderboard_markdown(dataset: str, frame: pd.DataFrame, confidence: float, extra: list[tuple[str, pd.DataFrame]]) -> str:
+    rank_column = next((f"{n}_same" for n in ("rep_groups", "rep_overall", "simbench_groups", "tv_groups")
+                        if f"{n}_same" in frame and frame[f"{n}_same"].notna().any()), None)
     table = pd.DataFrame({
+        "rank": _optional(frame, "rank").map(lambda v: "–" if pd.isna(v) else str(int(v))),
         "entry": frame["entry"],
-        "kind": frame["kind"],
+        "kind": frame.apply(_kind, axis=1) if len(frame) else frame["kind"],
+        **({f"{rank_column[:-5]} (same cells)": frame[rank_column].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}")}
+           if rank_column else {}),
         "questions": frame["n_questions"].map(lambda v: "–" if pd.isna(v) else str(int(v))),
-        **{header: [_cell(r, col) for _, r in frame.iterrows()] for col, header, _ in SHOWN},
-        "worst group (rep)": [
-            "–" if pd.isna(r["rep_worst_group"]) else f"{r['worst_group']} ({r['rep_worst_group']:.3f})"
-            for _, r in frame.iterrows()],
+        **dict(_markdown_column(spec, frame) for spec in shown_in("markdown")),
         "T": frame["temperature"].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}"),
     })
     parts = [
         f"# Leaderboard: {dataset}\n",
         f"Point estimates with {confidence:.0%} bootstrap intervals over questions. Representativeness is "
         "1 − W₁/(ordinal span) (OpinionQA; higher is better); TV is total variation (lower is better). "
-        "`+T` = temperature-scaled log-probs, scored on the held-out questions only.\n",
+        "`+T` = temperature-scaled log-probs, scored on the held-out questions only; `+T in-sample` = "
+        "scaled by its source on the questions it is scored on. " + same_cells_note(frame)
+        + "The other columns are each entry's own score on every cell it answered. `oracle` = a baseline "
+        "that reads the answer (a ceiling, not ranked); `(published)` = a run imported from its paper's release.\n",
         table.to_markdown(index=False),
     ]
     for title, extra_frame in extra:
@@ -84,7 +121,7 @@ def write_dataset_report(out_dir: Path, result: DatasetEvaluation, confidence: f
     extra = [("Steerability (OpinionQA): best persona format per group vs unsteered, same groups",
               result.steerability_summary),
              ("Steerability per group (best persona format)", result.steerability),
-             ("Knowledge-to-simulation gap: TV(sequence)/TV(verbalized) − 1", result.k2s),
+             ("Knowledge-to-simulation gap: TV({1})/TV({0}) − 1".format(*k2s_pair()), result.k2s),
              ("Temperature scaling on held-out questions (before → after)", result.calibration)]
     written = write_leaderboard(out_dir / "leaderboards", dataset, board, confidence, extra)
     for name, table in (("steerability", result.steerability), ("k2s_gap", result.k2s),
@@ -118,9 +155,10 @@ def dvc_metrics(leaderboards: dict[str, pd.DataFrame]) -> dict:
     """{dataset: {entry key: {metric: value}}} with NaN left out, for `dvc metrics show/diff` and
     `dvc exp show` (columns `<dataset>.<entry key>.<metric>`)."""
     out: dict = {}
+    keys = metric_keys()
     for dataset, frame in leaderboards.items():
         for _, row in frame.iterrows():
-            values = {k: round(float(row[k]), 6) for k in METRIC_KEYS
+            values = {k: round(float(row[k]), 6) for k in keys
                       if k in row and isinstance(row[k], (int, float, np.floating)) and not pd.isna(row[k])}
             if values:
                 out.setdefault(dataset, {})[metric_key(str(row["entry"]))] = values
@@ -190,11 +228,14 @@ def _plain(labels) -> list[str]:
 
 def _bar_panel(ax: plt.Axes, frame: pd.DataFrame, column: str, title: str, xlabel: str) -> None:
     part = frame[frame[column].notna()]
-    colors = ["#9e9e9e" if k == "reference" else "#4c72b0" if k == "model" else "#dd8452" for k in part["kind"]]
+    colors = [KIND_COLORS.get(k, "#dd8452") for k in part["kind"]]
     y = np.arange(len(part))[::-1]
     lo = (part[column] - part[f"{column}_lo"]).clip(lower=0).fillna(0) if f"{column}_lo" in part else None
     hi = (part[f"{column}_hi"] - part[column]).clip(lower=0).fillna(0) if f"{column}_hi" in part else None
-    ax.barh(y, part[column], color=colors, xerr=None if lo is None else [lo, hi], capsize=3, ecolor="black")
+    hatches = ["//" if s == "published" else "" for s in _optional(part, "source")]
+    bars = ax.barh(y, part[column], color=colors, xerr=None if lo is None else [lo, hi], capsize=3, ecolor="black")
+    for bar, hatch in zip(bars, hatches):
+        bar.set_hatch(hatch)
     ax.set_yticks(y, _plain(part["entry"]), fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
@@ -218,9 +259,9 @@ def leaderboard_figure(dataset: str, frame: pd.DataFrame, confidence: float, pat
                  fontsize=11)
     from matplotlib.patches import Patch
 
-    fig.legend(handles=[Patch(color=c, label=l) for c, l in (
-        ("#4c72b0", "model"), ("#dd8452", "baseline"), ("#9e9e9e", "human reference"))],
-        loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.legend(handles=[Patch(color=KIND_COLORS[k], label=LEGEND[k]) for k in KIND_COLORS]
+               + [Patch(facecolor="white", edgecolor="black", hatch="//", label="imported (published run)")],
+               loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, path)
 

@@ -1,29 +1,41 @@
 """`evaluate` stage: every predictions file found → leaderboards, DVC metrics/plots, figures, MLflow runs.
 
-Predictions are discovered, not configured: each `<dataset>/<model>/<method>/<steering>.parquet`
-under `evaluate.predictions_dir` (and the temperature-scaled ones under
-`evaluate.calibrated_dir`) is scored, so adding a model to the infer matrix needs no change here.
+Predictions are the ones params declare (`infer.run` × `infer.methods` × `infer.steerings` and
+`infer.baselines`, each `<dataset>/<model>/<method>/<steering>.parquet` under
+`evaluate.predictions_dir`, and the temperature-scaled ones under `evaluate.calibrated_dir`);
+a file nothing declares (left by an earlier experiment) is reported as stale and not scored.
+Imported runs (`published.out_dir/{predictions,calibrated}`, stage import-predictions) are
+scored by the same code, marked `source: published` (their own temperature scaling in-sample).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+from pathlib import Path
 
-from opinionbench.config import BuildParams, DatasetsParams, EvaluateParams, TrackingParams, load
+from opinionbench.config import BuildParams, DataParams, DatasetsParams, EvaluateParams, InferParams, load
+from opinionbench.published import PublishedParams
+from opinionbench.tracking.settings import TrackingParams
 
 
 def run(args: argparse.Namespace) -> int:
     from opinionbench.io import write_text
     from opinionbench.scoring import report
     from opinionbench.scoring.calibrate import read_temperatures
-    from opinionbench.scoring.evaluation import dataset_dir, discover
+    from opinionbench.scoring.evaluation import PUBLISHED, dataset_dir, discover
     from opinionbench.scoring.html_report import write_index
     from opinionbench.scoring.leaderboard import evaluate_dataset
 
     params, build = load(EvaluateParams, args.params), load(BuildParams, args.params)
     datasets, tracking = load(DatasetsParams, args.params), load(TrackingParams, args.params)
-    files = discover(params.predictions_dir) + discover(params.calibrated_dir, calibrated=True)
+    published = load(PublishedParams, args.params).out_dir
+    infer = load(InferParams, args.params)
+    files = (_declared(discover(params.predictions_dir), params.predictions_dir, infer)
+             + _declared(discover(params.calibrated_dir, calibrated=True), params.calibrated_dir, infer)
+             + discover(published / "predictions", source=PUBLISHED)
+             + discover(published / "calibrated", calibrated=True, source=PUBLISHED))
     temperatures = read_temperatures(params.temperatures)
     out = params.out_dir
     for sub in ("leaderboards", "figures", "plots"):
@@ -49,11 +61,25 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         print(f"no predictions under {params.predictions_dir}: empty leaderboards (run the infer stages first)")
     if tracking.enabled and evaluations:
-        from opinionbench.tracking import log_evaluation
+        from opinionbench.tracking.runs import log_evaluation
 
         settings = params.model_dump(mode="json", include={"bootstrap", "confidence", "seed", "reliability_bins"})
-        print(log_evaluation(tracking, evaluations, artifacts, temperatures, args.params, settings))
+        print(log_evaluation(tracking, evaluations, artifacts, temperatures, args.params, settings,
+                             parts_dir=infer.parts_dir))
     return 0
+
+
+def _declared(files: list, root, infer: InferParams) -> list:
+    """The files params declare (`infer.run` × methods × steerings, baselines); the others are stale
+    leftovers of an earlier experiment: left out, and said so (the published runs are declared by
+    `published.*`, whose stage rewrites its directory)."""
+    from opinionbench.inference.declared import declared_tables, only_declared
+
+    tables = declared_tables(infer.dataset, infer.run, infer.methods, infer.steerings, infer.baselines)
+    kept, split = only_declared(files, root, tables)
+    if split.stale:  # (a declared file not found is the infer stages' concern, not evaluate's)
+        print(f"{root}: {split.notes()[0]}")
+    return kept
 
 
 def _context(params_path, build: BuildParams):
@@ -66,4 +92,40 @@ def _context(params_path, build: BuildParams):
     return RunContext(build_report=build.out_dir / "build_report.json",
                       validation_summary=validate.out_dir / "summary.json",
                       questions=build.out_dir / "questions.parquet",
-                      reviews=len(load_reviews(questionnaire.reviews)))
+                      reviews=len(load_reviews(questionnaire.reviews)),
+                      data_source=_data_source(load(DataParams, params_path)),
+                      code=_code_version(Path(params_path).resolve().parent))
+
+
+def _data_source(data: DataParams) -> str:
+    """Where the waves came from, as params.yaml writes it (a relative path stays relative)."""
+    sample = data.waves_dir == DataParams.model_fields["waves_dir"].default
+    what = "the embedded synthetic sample (not Pew data)" if sample else "Pew ATP waves (real data)"
+    waves = ", ".join(data.waves) if data.waves else f"every W*.sav in {data.waves_dir.as_posix()}"
+    return f"data.waves_dir = {data.waves_dir.as_posix()}: {what}; waves: {waves}"
+
+
+CODE_PATHS = ("src", "dvc.yaml", "params.yaml")  # what makes the results, besides the data
+
+
+def _code_version(root: Path) -> str:
+    """The code and config as git names their content (the object ids of `src/`, dvc.yaml and
+    params.yaml at HEAD, `git log --find-object=ID` finds the commits), and whether they have
+    uncommitted changes. Why content ids and not a commit hash or a date: the page is a DVC output
+    whose hash dvc.lock records, so it may hold only what the same inputs reproduce. A commit hash
+    changes with a commit that only records dvc.lock, and a clone or copy of the same files has
+    other commits; the object ids are the same wherever the files are."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    if git("rev-parse", "--verify", "-q", "HEAD") is None:
+        return "not a git checkout (no commit to name)"
+    ids = {path: git("rev-parse", "--short=12", f"HEAD:{path}") for path in CODE_PATHS}
+    named = ", ".join(f"{path} {oid}" for path, oid in ids.items() if oid) or "none of them committed"
+    dirty = git("status", "--porcelain", "--", *CODE_PATHS)
+    state = " (uncommitted changes)" if dirty else (" (git status failed)" if dirty is None else "")
+    return f"git objects {named}{state}"

@@ -20,23 +20,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from opinionbench.inference.cells import select_questions
     from opinionbench.inference.plan import run_steerings
+    from opinionbench.inference.runner import RunSummary
     from opinionbench.models import load_backend
+    from opinionbench.models.base import ModelError
 
     infer = load(InferParams, args.params)
-    questions, distributions, qkeys = select_questions(infer)
+    sample = infer.questions
+    questions, distributions, qkeys = select_questions(infer.dataset_dir, sample.n, sample.seed, sample.waves)
     entry = load(ModelsParams, args.params).entry(args.model)
     backend = load_backend(entry)
-    all_failed = True
+    summaries = []
     try:
-        for steering, s in run_steerings(backend, args.model, args.method, infer, questions, distributions, qkeys,
-                                         progress=not args.no_progress,
+        for steering, s in run_steerings(backend, args.model, args.method, infer.run_plan(), questions, distributions,
+                                         qkeys, progress=not args.no_progress,
                                          model_settings=entry.model_dump(mode="json")):
-            all_failed &= s.cells > 0 and s.failed == s.cells
-            print(f"{args.model} {args.method}/{steering}: {s.cells} cells, {s.computed} computed, "
+            summaries.append(s)
+            retried = f" ({s.retried} tried again)" if s.retried else ""
+            print(f"{args.model} {args.method}/{steering}: {s.cells} cells, {s.computed} computed{retried}, "
                   f"{s.reused} reused, {s.failed} failed -> {s.path}")
+            if s.failed:
+                print(f"  {s.failure_line()}")
+            if s.exhausted:
+                print(f"  {s.exhausted} failed requests not tried again: tried infer.max_attempts "
+                      f"({infer.max_attempts}) times already (raise it to try them again)")
     finally:
         backend.close()
-    if all_failed:
-        print(f"error: {args.model} {args.method}: every cell failed (see the `error` column)")
-        return 2
+    total = RunSummary.total(summaries)
+    if total.cells and total.failed == total.cells:  # the project's one-line error (cli), exit status 2
+        raise ModelError(f"{args.model} {args.method}: {total.failure_line()}")
     return 0
+

@@ -21,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
     from opinionbench.inference.predictions import prediction_path, write_predictions
 
     infer = load(InferParams, args.params)
-    questions, distributions, qkeys = select_questions(infer, every_question=infer.baselines_on_all)
+    sample = infer.questions
+    questions, distributions, qkeys = select_questions(infer.dataset_dir, sample.n, sample.seed, sample.waves,
+                                                       every_question=infer.baselines_on_all)
     cells = cells_to_predict(distributions, qkeys, infer.groups)
     frame = baseline_predictions(args.name, questions, distributions, cells, infer.dataset, k=infer.k_similar,
                                  neighbours=infer.neighbours_path())

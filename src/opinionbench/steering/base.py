@@ -1,7 +1,7 @@
-"""The steering seam: `steer(name, ...)` gives the system prompt that points the model at a population.
+"""What the steerings share: the `Context` they return and the `SteeringData` they may draw on.
 
-The steerings themselves are registered in `opinionbench.steering.steerings`; what they share
-is here: the `Context` they return and the `SteeringData` they may draw on.
+The steerings themselves are registered in `opinionbench.steering.steerings`, and
+`opinionbench.steering.steer(name, ...)` gives one cell's context.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from opinionbench.errors import ConfigError
 from opinionbench.neighbours import Neighbours, load_neighbours
 from opinionbench.prompting import LETTERS
-from opinionbench.steering import steerings
-from opinionbench.tables import OVERALL, truth_by_cell
+from opinionbench.tables import truth_by_cell
 
 
 @dataclass(frozen=True)
@@ -76,11 +74,3 @@ class SteeringData:
     @cached_property
     def similar(self) -> Neighbours:
         return load_neighbours(self._neighbours_path, self.questions.reset_index(drop=True))
-
-
-def steer(name: str, data: SteeringData, qkey: str, attribute: str, group: str) -> Context:
-    """The context of steering `name` for one cell; only `none` may be asked about the public (Overall)."""
-    context = steerings.get(name)
-    if name != "none" and attribute == OVERALL:
-        raise ConfigError(f"steering {name!r} needs a group; got {attribute}/{group}")
-    return context(data, qkey, attribute, group)

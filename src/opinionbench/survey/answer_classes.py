@@ -17,11 +17,13 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable
+from typing import Iterable, Literal
 
 import yaml
 
-from opinionbench.config import AnswerConvention as Convention
+# Which labels are non-answers (params.yaml build.answer_classes); rules in resources/answer_classes.yaml.
+AnswerConvention = Literal["pew", "opinionqa"]
+
 SUBSTANTIVE = "substantive"
 NONSUBSTANTIVE_CLASSES = ("refused", "no_answer", "dont_know")
 _MENTIONS_NOT_KNOWING = re.compile(r"\b(don't know|dont know|dk|not sure|unsure)\b")
@@ -58,7 +60,7 @@ def normalise(label: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def answer_class(label: str, code: float | None = None, convention: Convention = "pew") -> str:
+def answer_class(label: str, code: float | None = None, convention: AnswerConvention = "pew") -> str:
     """`substantive`, or which non-answer the label is: `refused`, `no_answer` or `dont_know`.
 
     `code` is the answer's value code; None (a printed questionnaire, an imported release)
@@ -80,7 +82,7 @@ def answer_class(label: str, code: float | None = None, convention: Convention =
     return SUBSTANTIVE
 
 
-def is_substantive(label: str, code: float | None = None, convention: Convention = "pew") -> bool:
+def is_substantive(label: str, code: float | None = None, convention: AnswerConvention = "pew") -> bool:
     return answer_class(label, code, convention) == SUBSTANTIVE
 
 

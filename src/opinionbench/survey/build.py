@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from opinionbench.errors import one_line
-from opinionbench.survey.answer_classes import Convention, label_report
+from opinionbench.survey.answer_classes import AnswerConvention, label_report
 from opinionbench.survey.wave import distributions, load_wave
 from opinionbench.tables import DISTRIBUTION_COLUMNS, QUESTION_COLUMNS
 
@@ -56,7 +56,7 @@ class BuildResult:
         }
 
 
-def build_one(path: Path, answer_classes: Convention = "pew") -> WaveResult:
+def build_one(path: Path, answer_classes: AnswerConvention = "pew") -> WaveResult:
     """Worker: everything for one wave; any problem becomes a one-line error, never a crash."""
     try:
         wave = load_wave(path, answer_classes=answer_classes)
@@ -71,7 +71,7 @@ def _one_blas_thread() -> None:
 
 
 def build_waves(paths: list[Path], workers: int = 2, details: dict[str, dict] | None = None,
-                answer_classes: Convention = "pew") -> BuildResult:
+                answer_classes: AnswerConvention = "pew") -> BuildResult:
     results: list[WaveResult] = []
     one = partial(build_one, answer_classes=answer_classes)
     if workers > 1 and len(paths) > 1:

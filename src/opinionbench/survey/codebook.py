@@ -16,7 +16,7 @@ from typing import Mapping
 
 import yaml
 
-from opinionbench.survey.answer_classes import Convention, is_substantive
+from opinionbench.survey.answer_classes import AnswerConvention, is_substantive
 
 ADMIN_PATTERN = re.compile(
     r"^(QKEY|CASEID|RESPID|INTERVIEW_(START|END|DATE)|LANG|FORM|XW|XPANEL|XTABLET|"
@@ -100,7 +100,7 @@ def extract_codebook(
     value_labels: Mapping[str, Mapping[float, str]],
     string_columns: set[str],
     weight_columns: set[str],
-    convention: Convention = "pew",
+    convention: AnswerConvention = "pew",
 ) -> Codebook:
     """Turn a wave's SPSS metadata into question entries plus a skip report.
 

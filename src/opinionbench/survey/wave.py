@@ -14,7 +14,7 @@ import pyreadstat
 import yaml
 
 from opinionbench.errors import SurveyError
-from opinionbench.survey.answer_classes import Convention
+from opinionbench.survey.answer_classes import AnswerConvention
 from opinionbench.survey.codebook import Codebook, extract_codebook
 from opinionbench.survey.demographics import HarmonisedAttribute, harmonise
 from opinionbench.survey.weighting import build_cell_index, cells_frame, tally_questions
@@ -114,7 +114,7 @@ def read_sav(path: Path, **options):
         raise SurveyError(f"{path}: not a readable SPSS .sav file ({reason})") from None
 
 
-def codebook_from_metadata(wave: str, meta, answer_classes: Convention = "pew") -> Codebook:
+def codebook_from_metadata(wave: str, meta, answer_classes: AnswerConvention = "pew") -> Codebook:
     """The wave's codebook from its SPSS metadata alone (no answers needed)."""
     string_cols = {c for c, kind in (meta.readstat_variable_types or {}).items() if kind == "string"}
     weight_cols = {c for c in meta.column_names if c.upper().startswith("WEIGHT")}
@@ -122,7 +122,7 @@ def codebook_from_metadata(wave: str, meta, answer_classes: Convention = "pew") 
                             string_cols, weight_cols, answer_classes)
 
 
-def load_wave(path: str | Path, weight_column: str | None = None, answer_classes: Convention = "pew") -> Wave:
+def load_wave(path: str | Path, weight_column: str | None = None, answer_classes: AnswerConvention = "pew") -> Wave:
     """Read a wave's `.sav` once and extract its codebook and harmonised demographics.
 
     Raises SurveyError with one line naming the file and the problem for anything that makes

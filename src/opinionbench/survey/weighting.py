@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from opinionbench.survey.demographics import HarmonisedAttribute
-
-OVERALL = "Overall"
+from opinionbench.tables import OVERALL
 
 
 @dataclass(frozen=True)
@@ -151,15 +150,3 @@ def cells_frame(qkeys: list[str], tallies: list[QuestionCells], index: CellIndex
             "n_eff": np.concatenate([t.n_eff for t in tallies]),
         }
     )
-
-
-def question_distributions(
-    qkey: str,
-    answers: np.ndarray,
-    option_codes: list[float],
-    refusal_codes: list[float],
-    weights: np.ndarray,
-    index: CellIndex,
-) -> pd.DataFrame:
-    """The distributions rows of one question (see `tally_questions` for the definitions)."""
-    return cells_frame([qkey], tally_questions([answers], [option_codes], [refusal_codes], weights, index), index)

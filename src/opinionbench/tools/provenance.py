@@ -11,10 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from opinionbench.config import BuildParams, QuestionnaireParams, load
-    from opinionbench.questionnaire.provenance import page_crop
     from opinionbench.tables import TableError, read_table
 
     build, params = load(BuildParams, args.params), load(QuestionnaireParams, args.params)
@@ -46,10 +43,29 @@ def run(args: argparse.Namespace) -> int:
         if chain.get("note"):
             print(f"  note: {chain['note']}")
     for review in chain.get("manual_review", []):
-        print(f"  manual review: {review['field']} by {review['reviewer']} on {review['date']} ({review['reason']})")
-        print(f"    before: {review['before']}\n    after:  {review['after']}")
-    if q:
-        target = params.provenance_dir / f"{row['qkey']}.png"
-        page_crop(Path(q["file"]), q["page"], q["bbox"], q["dpi"], target)
-        print(f"  page crop: {target}")
+        task = f", Label Studio task {review['task']}" if review.get("task") is not None else ""
+        print(f"  manual review: {review['field']} by {review['reviewer']} on {review['date']}{task} ({review['reason']})")
+        if review["field"] == "checked":
+            print(f"    verdict: {review['after']}")
+        else:
+            print(f"    before: {review['before']}\n    after:  {review['after']}")
+    print(f"  page crop: {_crop(row, q, params)}")
     return 0
+
+
+def _crop(row, q: dict | None, params) -> str:
+    """The crop's path, or why there is none (said, not silently skipped)."""
+    from pathlib import Path
+
+    from opinionbench.questionnaire.provenance import page_crop
+
+    if not q:
+        wave = row.get("wave", "?")
+        why = (f"no questionnaire PDF for {wave} in questionnaire.pdfs" if wave not in params.pdfs
+               else f"not found in the questionnaire of {wave} ({params.pdfs[wave]})")
+        return f"none ({row['qkey']} has no questionnaire record: {why}; the wording is the {row['text_source']}'s)"
+    if not Path(q["file"]).is_file():
+        return f"none ({q['file']}: questionnaire PDF not found)"
+    target = params.provenance_dir / f"{row['qkey']}.png"
+    page_crop(Path(q["file"]), q["page"], q["bbox"], q["dpi"], target)
+    return str(target)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +190,10 @@ def distribution_checks(distributions: pd.DataFrame, questions: pd.DataFrame) ->
     return out.reset_index(drop=True)
 
 
-def read_prediction_files(directory: Path) -> pd.DataFrame:
-    """Every predictions parquet under `directory`, with the file it came from (the `file` column
-    names a failing row in the summary)."""
-    files = sorted(Path(directory).rglob("*.parquet"))
+def read_prediction_files(directory: Path, files: list[Path] | None = None) -> pd.DataFrame:
+    """The predictions parquet `files` under `directory` (default: every one there), with the file
+    each row came from (the `file` column names a failing row in the summary)."""
+    files = sorted(Path(directory).rglob("*.parquet")) if files is None else sorted(files)
     if not files:
         raise OpinionBenchError(f"{directory}: no predictions parquet files (run inference first)")
     frames = []
@@ -216,10 +217,12 @@ def prediction_checks(predictions: pd.DataFrame, questions: pd.DataFrame) -> pd.
     return out.reset_index(drop=True)
 
 
-def failure_rates(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per predictions file: share of prompts whose reply could not be parsed."""
+def failure_rates(predictions: pd.DataFrame, stated: Collection[str]) -> pd.DataFrame:
+    """One row per predictions file: share of prompts whose reply could not be parsed; for the
+    methods in `stated` (those whose reply states the distribution, elicit's `states_distribution`)
+    also as `verbalized_failure_rate`."""
     grouped = predictions.groupby(["file", "method"], sort=True)["failed"]
     out = grouped.agg(rows="size", failed="sum").reset_index()
     out["failure_rate"] = out["failed"] / out["rows"]
-    out["verbalized_failure_rate"] = out["failure_rate"].where(out["method"] == "verbalized")
+    out["verbalized_failure_rate"] = out["failure_rate"].where(out["method"].isin(set(stated)))
     return out

@@ -11,8 +11,10 @@ import contextlib
 import logging
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,13 @@ from opinionbench.io import read_structured
 
 SAMPLE_ROWS = 3
 DOCS_SITE = "opinionbench"
+# Data Docs are a DVC output, hashed in dvc.lock: they must be the same bytes whenever the data and
+# suites are. GX stamps each page with the time it ran or rendered (directory names, the logo's
+# cache-buster, "run time" columns) and gives collapsible blocks random uuid4 ids: the runs get
+# this fixed time, the rest is rewritten after rendering (`_same_every_run`).
+DOCS_RUN_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 class SuiteError(OpinionBenchError):
@@ -122,6 +131,17 @@ def _context(docs_dir: Path | None):
     return context
 
 
+def _same_every_run(docs_dir: Path) -> None:
+    """Rewrite the rendered pages so that equal results give equal bytes: every timestamp becomes
+    the fixed run time, every random id the n-th id of its page (ids only link within a page)."""
+    compact, iso = DOCS_RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ"), DOCS_RUN_TIME.strftime("%Y-%m-%d %H:%M:%S")
+    for page in sorted(Path(docs_dir).rglob("*.html")):
+        ids: dict[str, str] = {}
+        text = _STAMP.sub(lambda m: iso if "-" in m.group(0) else compact, page.read_text())
+        text = _UUID.sub(lambda m: ids.setdefault(m.group(0), f"00000000-0000-4000-8000-{len(ids):012d}"), text)
+        page.write_text(text)
+
+
 def run_suites(
     frames: dict[str, pd.DataFrame],
     suites_dir: Path,
@@ -132,6 +152,7 @@ def run_suites(
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.expectations.registry import get_expectation_impl
 
     if docs_dir is not None:
@@ -167,7 +188,8 @@ def run_suites(
             result_format={"result_format": "SUMMARY", "unexpected_index_column_names": keys},
         ))
         result = checkpoint.run(batch_parameters={"dataframe": frame.reset_index(drop=True)},
-                                expectation_parameters=parameters)
+                                expectation_parameters=parameters,
+                                run_id=RunIdentifier(run_name=name, run_time=DOCS_RUN_TIME))
         for suite_result in result.run_results.values():
             for item in suite_result.results:
                 config = item.expectation_config
@@ -192,5 +214,7 @@ def run_suites(
                     samples=samples,
                     observed=_plain(res.get("observed_value")),
                 ))
+    if docs_dir is not None:
+        _same_every_run(docs_dir)
     index = (docs_dir / "index.html") if docs_dir is not None else None
     return ValidationReport(outcomes, index if index is not None and index.exists() else None)

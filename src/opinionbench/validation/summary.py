@@ -68,7 +68,7 @@ def format_summary(report: ValidationReport, exclusions: Exclusions | None, extr
 def prediction_counts(predictions: pd.DataFrame, rates: pd.DataFrame) -> dict[str, Any]:
     """The predictions summary's own numbers: files, rows, and the verbalized parse failure rate
     (pooled over rows, so a large file weighs more than a small one)."""
-    verbalized = rates[rates["method"] == "verbalized"]
+    verbalized = rates[rates["verbalized_failure_rate"].notna()]  # the methods stating a distribution (derive.py)
     return {
         "prediction_files": int(len(rates)),
         "verbalized_failure_rate": (round(float(verbalized["failed"].sum() / verbalized["rows"].sum()), 4)

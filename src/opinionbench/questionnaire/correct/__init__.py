@@ -2,26 +2,16 @@
 
 `questionnaire.correction.backend` is checked against `corrections.names()`, so adding a
 backend is one module with a `@corrections.register("name")` class taking the
-`CorrectionParams`, plus one line naming that module in `builtins` below (which lets the
-config know every name without importing the backends, e.g. the openai client).
+`CorrectionParams` (settings.py), plus one line naming that module in the registry's
+`builtins` (base.py: it lets the settings know every name without importing the backends,
+e.g. the openai client).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
-
 from opinionbench.errors import ConfigError
-from opinionbench.questionnaire.correct.base import Correction, CorrectionBackend, Hint
-from opinionbench.registry import Registry
-
-if TYPE_CHECKING:
-    from opinionbench.config import CorrectionParams
-
-corrections: Registry[Callable[..., CorrectionBackend]] = Registry("correction backend", {
-    "codebook": "opinionbench.questionnaire.correct.codebook",
-    "openai": "opinionbench.questionnaire.correct.openai_compat",
-    "none": "opinionbench.questionnaire.correct.none",
-})
+from opinionbench.questionnaire.correct.base import Correction, CorrectionBackend, Hint, corrections
+from opinionbench.questionnaire.correct.settings import CorrectionParams
 
 
 def make_backend(name: str, params: CorrectionParams | None = None) -> CorrectionBackend:
@@ -33,4 +23,4 @@ def make_backend(name: str, params: CorrectionParams | None = None) -> Correctio
     return factory(params)
 
 
-__all__ = ["Correction", "CorrectionBackend", "Hint", "corrections", "make_backend"]
+__all__ = ["Correction", "CorrectionBackend", "CorrectionParams", "Hint", "corrections", "make_backend"]

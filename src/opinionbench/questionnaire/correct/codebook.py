@@ -17,9 +17,10 @@ from rapidfuzz.distance import Levenshtein
 from opinionbench.questionnaire.correct import corrections
 from opinionbench.questionnaire.correct.base import Correction, Hint
 from opinionbench.questionnaire.segment import Block
+from opinionbench.questionnaire.text import merged_opcodes, ocr_fold
 
 if TYPE_CHECKING:
-    from opinionbench.config import CorrectionParams
+    from opinionbench.questionnaire.correct.settings import CorrectionParams
 
 SAME_WORDS_MIN_RATIO = 60.0  # fuzz.ratio of the joined characters for a replaced run of words
 OPTION_MATCH_MIN_RATIO = 70.0
@@ -27,30 +28,8 @@ POSITIONAL_MIN_RATIO = 50.0
 MAX_INSERTED_WORDS = 2
 
 
-# characters OCR confuses with each other, folded to one representative before comparing
-_CONFUSABLE = str.maketrans({"1": "l", "|": "l", "]": "l", "[": "l", "!": "l", "i": "l", "I": "l", "j": "l",
-                             "0": "o", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "...", "—": "-", "–": "-"})
-
-
-def ocr_fold(text: str) -> str:
-    return text.translate(_CONFUSABLE).lower()
-
-
 def _squash(words: list[str]) -> str:
     return ocr_fold("".join(words))
-
-
-def merged_opcodes(o: list[str], t: list[str]) -> list[tuple[str, int, int, int, int]]:
-    """Word-level opcodes with adjacent non-equal runs merged: `Nottoo much` vs `Not too much`
-    is one change (`Nottoo` -> `Not too`), not an insertion next to a replacement."""
-    merged: list[list] = []
-    for op in Levenshtein.opcodes(o, t):
-        tag = "equal" if op.tag == "equal" else "change"
-        if merged and merged[-1][0] == tag == "change":
-            merged[-1][2], merged[-1][4] = op.src_end, op.dest_end
-        else:
-            merged.append([tag, op.src_start, op.src_end, op.dest_start, op.dest_end])
-    return [tuple(m) for m in merged]
 
 
 def _misread(ocr: str, truth: str) -> bool:

@@ -9,7 +9,7 @@ from opinionbench.questionnaire.correct.base import Correction, Hint
 from opinionbench.questionnaire.segment import Block
 
 if TYPE_CHECKING:
-    from opinionbench.config import CorrectionParams
+    from opinionbench.questionnaire.correct.settings import CorrectionParams
 
 
 @corrections.register("none")

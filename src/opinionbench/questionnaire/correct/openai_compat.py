@@ -28,7 +28,7 @@ from opinionbench.questionnaire.segment import Block
 if TYPE_CHECKING:
     from openai import OpenAI
 
-    from opinionbench.config import CorrectionParams
+    from opinionbench.questionnaire.correct.settings import CorrectionParams
 
 SYSTEM_PROMPT = (
     "You correct OCR errors in one survey question from a Pew Research Center questionnaire. "

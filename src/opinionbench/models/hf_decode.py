@@ -1,0 +1,357 @@
+"""Batched decoding for the `hf` backend: many prompts' replies decoded together on one KV cache.
+
+Why batched: a decoding step for one row is bound by reading the weights (and by per-op
+overhead), so rows added to it are nearly free until the step becomes compute-bound; and
+prompts that share a token prefix (system prompt, persona, few-shot block) run it once.
+
+How: the rows of a batch are left-padded with masks and each row keeps its own position ids,
+so a row's numbers do not depend on what else is in its batch beyond float rounding; the
+constrained JSON of `verbalized` (json_grammar.py) is followed per row, reading only the digit
+rows of the LM head; free text (`sequence`) picks each token as `model.generate` does
+(top_k=0, top_p=1), each sampled request drawing from its own seeded `torch.Generator`.
+
+Why not `model.generate` with a logits processor: it draws every sampled row from the global
+random stream (a request's samples would depend on its batch), it cannot feed a forced chunk
+of several tokens in one step, and it has no notion of prefixes shared across prompts.
+
+The tests and benchmarks check this against a plain reference that runs each prompt alone
+(tests/hf_reference.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from opinionbench.models.base import Failure, GenerationRequest, Prompt
+from opinionbench.models.json_grammar import json_program, schema_letters
+
+if TYPE_CHECKING:
+    import torch
+
+
+class DecodingModel(Protocol):
+    """What the decoder uses of a loaded backend (`HFBackend`)."""
+
+    model: Any  # the transformers causal LM (its config and generation config)
+    body: Any  # the transformer without its LM head
+    head: Any  # the LM head
+    tokenizer: Any
+    device: str
+    pad_id: int
+    batch_size: int  # prompts per forward
+    generation_batch_size: int  # rows decoded together
+    digits: dict[str, int] | None  # json_grammar.digit_ids
+
+    def encode(self, prompt: Prompt) -> list[int]: ...
+
+    def prefix_groups(self, prompts: Sequence[Prompt], encoded: list[list[int]]) -> list[tuple[list[int], int]]: ...
+
+    def prefix_cache(self, prefix: list[int]) -> Any: ...
+
+    def count_tokens(self, n: int) -> None: ...
+
+
+def constrained_letters(backend: DecodingModel, request: GenerationRequest) -> list[str] | None:
+    """The letters of a greedy request whose reply follows the JSON grammar, else None (free text)."""
+    if request.temperature != 0 or backend.digits is None:
+        return None
+    return schema_letters(request.json_schema)
+
+
+def eos_ids(backend: DecodingModel) -> set[int]:
+    """The tokens that end a reply, as `model.generate` reads them from the generation config."""
+    eos = backend.model.generation_config.eos_token_id
+    return set() if eos is None else set(eos if isinstance(eos, list) else [eos])
+
+
+def generate(backend: DecodingModel, requests: Sequence[GenerationRequest]) -> list[list[str] | Failure]:
+    """Replies to `requests`, `generation_batch_size` rows decoded at a time (call it under
+    `torch.inference_mode()` on the backend's device)."""
+    encoded = [backend.encode(r.prompt) for r in requests]
+    prefixes = _SharedPrefixes(backend, [r.prompt for r in requests], encoded)
+    constrained = [i for i, r in enumerate(requests) if constrained_letters(backend, r)]
+    free = sorted(set(range(len(requests))) - set(constrained))
+    decoder = _Decoder(backend, prefixes)
+    out: list[list[str] | Failure] = [Failure("not computed")] * len(requests)
+    for batch in _batches(backend.generation_batch_size, requests, constrained, prefixes):
+        for i, text in zip(batch, decoder.constrained([requests[i] for i in batch], batch)):
+            out[i] = [text] * requests[i].n
+    for batch in _batches(backend.generation_batch_size, requests, free, prefixes):
+        for i, texts in zip(batch, decoder.free([requests[i] for i in batch], batch)):
+            out[i] = texts
+    return out
+
+
+def _batches(limit: int, requests: Sequence[GenerationRequest], indices: list[int],
+             prefixes: _SharedPrefixes) -> list[list[int]]:
+    """`indices` in batches of at most `limit` rows, sorted by the length left to run after the
+    shared prefix so padding is small. A sampled request takes n rows and is never split: its n
+    samples draw from one generator, as `model.generate` draws them."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    size = 0
+    for i in sorted(indices, key=lambda i: (len(prefixes.suffix(i)), i)):
+        rows = _rows_of(requests[i])
+        if batch and size + rows > limit:
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(i)
+        size += rows
+    return batches + ([batch] if batch else [])
+
+
+@dataclass
+class _Rows:
+    """Rows decoded together: their KV cache, which of its columns are real tokens (`mask`), the
+    position id of each row's next token, and the hidden state after each row's last token."""
+
+    cache: Any
+    mask: torch.Tensor
+    position: torch.Tensor
+    hidden: torch.Tensor | None = None
+
+    def select(self, index: list[int]) -> None:
+        """Keep the rows at `index`, in that order; an index given k times repeats its row k times."""
+        import torch
+
+        at = torch.tensor(index, dtype=torch.long, device=self.mask.device)
+        self.cache.batch_select_indices(at)
+        self.mask, self.position = self.mask[at], self.position[at]
+        if self.hidden is not None:
+            self.hidden = self.hidden[at]
+
+
+class _SharedPrefixes:
+    """The token prefix each prompt of a `generate` call shares with its group
+    (`prefix_groups`), its KV cache computed once, on first use, for every batch."""
+
+    def __init__(self, backend: DecodingModel, prompts: Sequence[Prompt], encoded: list[list[int]]) -> None:
+        self.backend, self.encoded = backend, encoded
+        self.group, self.length = [0] * len(prompts), [0] * len(prompts)
+        for g, (rows, n) in enumerate(backend.prefix_groups(prompts, encoded)):
+            for r in rows:
+                self.group[r], self.length[r] = g, n
+        self._caches: dict[int, Any] = {}
+
+    def suffix(self, i: int) -> list[int]:
+        return self.encoded[i][self.length[i]:]
+
+    def cache(self, i: int) -> Any:
+        """The KV cache of prompt i's shared prefix (one row), None when it shares none."""
+        if not self.length[i]:
+            return None
+        g = self.group[i]
+        if g not in self._caches:
+            self._caches[g] = self.backend.prefix_cache(self.encoded[i][:self.length[i]])
+        return self._caches[g]
+
+
+class _Decoder:
+    """The decoding loops of one `generate` call, over the batches `generate` makes."""
+
+    def __init__(self, backend: DecodingModel, prefixes: _SharedPrefixes) -> None:
+        self.backend, self.prefixes = backend, prefixes
+
+    def constrained(self, requests: list[GenerationRequest], batch: list[int]) -> list[str]:
+        """Verbalized JSON replies of a batch: every row follows its own `json_program`, all rows
+        are fed together each step (chunks of different lengths left-padded), and only the digit
+        rows of the LM head are applied. The prompt and the first forced chunk run in one forward."""
+        import torch
+
+        b = self.backend
+        digit = b.digits or {}
+        digits = list(digit.values())
+        column = {t: j for j, t in enumerate(digits)}
+        programs = [json_program(constrained_letters(b, r) or [], b.tokenizer, digit) for r in requests]
+        chunks = [next(p) for p in programs]
+        rows = self._start(batch, chunks)
+        order = list(range(len(requests)))  # the request of each row of `rows`
+        texts = [""] * len(requests)
+        pending = set(order)
+        while True:
+            scores = self._head_at(rows.hidden, digits)
+            for i, k in enumerate(order):
+                if k not in pending:
+                    continue
+                try:
+                    chunks[k] = programs[k].send(
+                        lambda ids, row=scores[i]: int(torch.argmax(row[[column[t] for t in ids]])))
+                except StopIteration as done:
+                    texts[k] = done.value
+                    pending.discard(k)
+            if not pending:
+                return texts
+            keep = _compact(rows, order, pending)
+            if keep is not None:
+                order = [order[i] for i in keep]
+            self._feed(rows, [chunks[k] if k in pending else [b.pad_id] for k in order])
+
+    def free(self, requests: list[GenerationRequest], batch: list[int]) -> list[list[str]]:
+        """Free-text replies of a batch, greedy or sampled: each prompt runs once, a sampled
+        request's row is then repeated over its n samples; one token per row per step, chosen as
+        `model.generate` chooses it (`_next_tokens`), until each request's rows have all ended
+        (an end-of-sequence token) or reached its max_tokens."""
+        b = self.backend
+        rows = self._start(batch, [[] for _ in batch])
+        owner = [k for k, r in enumerate(requests) for _ in range(_rows_of(r))]
+        rows.select(owner)
+        generators = [_generator(r, b.device) for r in requests]
+        eos = eos_ids(b)
+        tokens: list[list[int]] = [[] for _ in owner]
+        ended = [False] * len(owner)
+        order = list(range(len(owner)))  # the sample row (index into owner) of each row of `rows`
+        pending = set(range(len(requests)))
+        step = 0
+        while True:
+            logits = b.head(rows.hidden).float()
+            chosen = [b.pad_id] * len(order)
+            for k, span in _spans([owner[row] for row in order]):
+                if k not in pending:
+                    continue
+                picked = _next_tokens(logits[span], requests[k], generators[k]).tolist()
+                for i, token in zip(range(span.start, span.stop), picked):
+                    chosen[i] = token
+                    row = order[i]
+                    if not ended[row]:
+                        tokens[row].append(token)
+                        ended[row] = token in eos
+                if step + 1 >= requests[k].max_tokens or all(ended[order[i]] for i in range(span.start, span.stop)):
+                    pending.discard(k)
+            step += 1
+            if not pending:
+                break
+            keep = _compact(rows, [owner[row] for row in order], pending)
+            if keep is not None:
+                order, chosen = [order[i] for i in keep], [chosen[i] for i in keep]
+            self._feed(rows, [[token] for token in chosen])
+        return [[b.tokenizer.decode(tokens[row], skip_special_tokens=True) for row, o in enumerate(owner) if o == k]
+                for k in range(len(requests))]
+
+    def _start(self, batch: list[int], first: list[list[int]]) -> _Rows:
+        """The batch's prompts run, `batch_size` prompts per forward (the batch is sorted by length,
+        so each forward pads little; one forward for 32 prompts of 150-210 tokens computed 30% pads),
+        then joined into one set of rows. Each row's shared prefix comes from its group's cache; the
+        rest of its prompt, then `first` (tokens forced before any choice), is computed here."""
+        import torch
+
+        prefixes, size = self.prefixes, self.backend.batch_size
+        parts = []
+        for start in range(0, len(batch), size):
+            some = batch[start:start + size]
+            lengths = [prefixes.length[i] for i in some]
+            cache, mask = self._stacked([prefixes.cache(i) for i in some],
+                                        [torch.ones((1, n), dtype=torch.long) for n in lengths])
+            rows = _Rows(cache, mask, torch.tensor(lengths, dtype=torch.long))
+            self._feed(rows, [prefixes.suffix(i) + extra for i, extra in zip(some, first[start:start + len(some)])])
+            parts.append(rows)
+        if len(parts) == 1:
+            return parts[0]
+        cache, mask = self._stacked([p.cache for p in parts], [p.mask for p in parts])
+        return _Rows(cache, mask, torch.cat([p.position for p in parts]), torch.cat([p.hidden for p in parts]))
+
+    def _stacked(self, caches: Sequence[Any], masks: Sequence[torch.Tensor]) -> tuple[Any, torch.Tensor]:
+        """One cache and mask for the rows of several caches of different widths (a prompt's shared
+        prefix, None for none; a group of rows already run): each right-aligned in the widest, the
+        columns before it zero and masked, so every row's last token stays the last column. Keys
+        carry their rotary positions, so the alignment moves nothing. `masks`: each cache's
+        [rows, width] mask."""
+        import torch
+        from transformers import DynamicCache
+
+        config = self.backend.model.config
+        width = max(m.shape[1] for m in masks)
+        mask = torch.cat([torch.nn.functional.pad(m, (width - m.shape[1], 0)) for m in masks])
+        some = next((c for c, m in zip(caches, masks) if c is not None and m.shape[1]), None)
+        if some is None:
+            return DynamicCache(config=config), mask
+        layers = []
+        for j, layer in enumerate(some.layers):
+            keys, values = [], []
+            for cache, m in zip(caches, masks):
+                if cache is None or not m.shape[1]:
+                    shape = (m.shape[0], layer.keys.shape[1], width, layer.keys.shape[3])
+                    keys.append(layer.keys.new_zeros(shape))
+                    values.append(layer.values.new_zeros(shape))
+                else:
+                    pad = (0, 0, width - m.shape[1], 0)  # along the sequence dimension, before
+                    keys.append(torch.nn.functional.pad(cache.layers[j].keys, pad))
+                    values.append(torch.nn.functional.pad(cache.layers[j].values, pad))
+            layers.append((torch.cat(keys), torch.cat(values)))
+        return DynamicCache(layers, config=config), mask
+
+    def _feed(self, rows: _Rows, chunks: list[list[int]]) -> None:
+        """Each row's next tokens (one or more, as many as it needs) run on top of its cache: the
+        chunks are left-padded to one width with the pads masked, so every row's last token is the
+        last column, and each row's positions continue its own count."""
+        import torch
+
+        b = self.backend
+        width = max(len(c) for c in chunks)
+        ids = torch.full((len(chunks), width), b.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunks), width), dtype=torch.long)
+        positions = rows.position.unsqueeze(1).repeat(1, width)  # a pad's position is never attended to
+        for i, chunk in enumerate(chunks):
+            ids[i, width - len(chunk):] = torch.tensor(chunk, dtype=torch.long)
+            mask[i, width - len(chunk):] = 1
+            positions[i, width - len(chunk):] += torch.arange(len(chunk))
+        rows.mask = torch.cat([rows.mask, mask], dim=1)
+        hidden = b.body(input_ids=ids, attention_mask=rows.mask, position_ids=positions,
+                        past_key_values=rows.cache, use_cache=True).last_hidden_state
+        rows.hidden = hidden[:, -1]
+        rows.position = rows.position + torch.tensor([len(c) for c in chunks], dtype=torch.long)
+        b.count_tokens(sum(len(c) for c in chunks))
+
+    def _head_at(self, hidden: torch.Tensor, ids: list[int]) -> torch.Tensor:
+        """LM-head logits of the given token ids only, [rows, len(ids)]: a choice among digits
+        needs 11 rows of the head, not its 49k."""
+        import torch.nn.functional as F
+
+        head = self.backend.head
+        bias = getattr(head, "bias", None)
+        return F.linear(hidden, head.weight[ids], None if bias is None else bias[ids])
+
+
+def _compact(rows: _Rows, owners: list[int], pending: set[int]) -> list[int] | None:
+    """Rows whose request is done leave the batch once they are a quarter of it (leaving copies
+    the cache, as every step's append does); until then they are fed a pad and ignored.
+    Returns the indices of the rows kept, or None when the batch is left as it is."""
+    keep = [i for i, k in enumerate(owners) if k in pending]
+    if len(owners) - len(keep) < max(1, len(owners) // 4):
+        return None
+    rows.select(keep)
+    return keep
+
+
+def _next_tokens(logits: torch.Tensor, request: GenerationRequest, generator) -> torch.Tensor:
+    """The next token of each of a request's rows, as `model.generate` picks it (top_k=0,
+    top_p=1): argmax when greedy, else one draw per row from softmax(logits / temperature)."""
+    import torch
+
+    if request.temperature == 0:
+        return torch.argmax(logits, dim=-1)
+    probs = torch.softmax(logits / request.temperature, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+
+
+def _generator(request: GenerationRequest, device: str):
+    """A sampled request's own random stream (seeded like `torch.manual_seed(seed)`), None when greedy."""
+    import torch
+
+    return torch.Generator(device=device).manual_seed(request.seed) if request.temperature > 0 else None
+
+
+def _rows_of(request: GenerationRequest) -> int:
+    """Rows a request takes in a batch: its n samples when sampled, one reply copied n times when greedy."""
+    return request.n if request.temperature > 0 else 1
+
+
+def _spans(owners: list[int]) -> Iterator[tuple[int, slice]]:
+    """(owner, slice of its rows) for each run of equal owners: a request's rows are contiguous."""
+    start = 0
+    for owner, run in itertools.groupby(owners):
+        n = len(list(run))
+        yield owner, slice(start, start + n)
+        start += n

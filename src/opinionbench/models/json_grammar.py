@@ -1,0 +1,67 @@
+"""The grammar of a `verbalized` reply ({"A": 0.25, "B": 0.75, ...}), followed by the `hf` backend.
+
+A reply matches the schema by construction, as a server's JSON-schema `response_format`
+gives: the structure (`{"A": `, `, "B": `, `}`) is forced and each number d.dd is chosen
+greedily by the model among the digit tokens (first digit 0 or 1; 1 is followed by .00).
+Small models that ignore "reply with JSON" still state a distribution this way; the reply is
+parsed and recorded like any other.
+
+Why written here rather than taken from a grammar library (xgrammar, outlines): the grammar is
+this one shape, and its forced stretches are fed as whole chunks of several tokens, one
+forward each, to many rows at once on top of their own KV caches; a library's token mask
+would still leave that decoding loop to write, and a dependency to carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, Protocol
+
+DIGITS = "0123456789."
+
+# What the program is sent after each chunk: a function that, given some token ids, returns
+# the index of the one the model scores highest after that chunk (the first one on a tie).
+Best = Callable[[list[int]], int]
+
+
+class Tokenizer(Protocol):
+    def __call__(self, text: str, add_special_tokens: bool = ...) -> Any: ...
+
+
+def schema_letters(schema: dict | None) -> list[str] | None:
+    """The letters of a verbalized-distribution schema ({letter: number}, all required), else None."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return None
+    required = schema.get("required") or []
+    props = schema.get("properties") or {}
+    if not required or set(required) != set(props) or not all(
+            isinstance(k, str) and len(k) == 1 and props[k].get("type") == "number" for k in required):
+        return None
+    return list(required)
+
+
+def digit_ids(tokenizer: Tokenizer) -> dict[str, int] | None:
+    """Token ids of "0".."9" and "." when each is one token (else the grammar cannot be followed)."""
+    ids = {c: tokenizer(c, add_special_tokens=False)["input_ids"] for c in DIGITS}
+    return {c: t[0] for c, t in ids.items()} if all(len(t) == 1 for t in ids.values()) else None
+
+
+def json_program(letters: list[str], tokenizer: Tokenizer, digit: dict[str, int]) -> Generator[list[int], Best, str]:
+    """The grammar for one row, as a coroutine the decoders drive: it yields the tokens to feed
+    next and is sent a `Best` function for the model's scores after them; it returns the reply."""
+
+    def choose(best: Best, options: str) -> str:
+        return options[best([digit[c] for c in options])]
+
+    text, pending = "", []
+    for j, letter in enumerate(letters):
+        forced = ("{" if j == 0 else ", ") + f'"{letter}": '
+        best = yield pending + tokenizer(forced, add_special_tokens=False)["input_ids"]
+        if choose(best, "01") == "1":
+            number, pending = "1.00", [digit["1"], digit["."], digit["0"], digit["0"]]
+        else:
+            tenth = choose((yield [digit["0"], digit["."]]), "0123456789")
+            hundredth = choose((yield [digit[tenth]]), "0123456789")
+            number, pending = f"0.{tenth}{hundredth}", [digit[hundredth]]
+        text += forced + number
+    return text + "}"
