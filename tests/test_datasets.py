@@ -155,18 +155,22 @@ def test_real_release_through_import_and_evaluate(shared_dir, tmp_path, monkeypa
     if not root.is_dir():
         pytest.skip(f"distributional-alignment release not available at {root}")
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text(
-        f"datasets:\n  distributional_alignment: {root}\n  include: [opinionqa_100, nytimes]\n"
-        "evaluate:\n  bootstrap: 50\ntracking:\n  enabled: false\n")
+    def params(dataset: str) -> str:  # evaluate scores what params declare: here the uniform baseline of `dataset`
+        return (f"datasets:\n  distributional_alignment: {root}\n  include: [opinionqa_100, nytimes]\n"
+                f"infer:\n  dataset: {dataset}\n  run: []\n  baselines: [uniform]\n"
+                "evaluate:\n  bootstrap: 50\ntracking:\n  enabled: false\n")
+
+    Path("params.yaml").write_text(params("opinionqa_100"))
     assert main(["import-datasets"]) == 0
     for name in ("opinionqa_100", "nytimes"):
         questions, distributions = read_dataset(Path("data/datasets") / name)
         cells = cells_to_predict(distributions, list(questions["qkey"]), None)
         frame = baseline_predictions("uniform", questions, distributions, cells, name)
         write_predictions(frame, prediction_path(name, "uniform", "baseline", "none", Path("data/predictions")))
-    assert main(["evaluate"]) == 0
 
     for name, prefix, n_questions in (("opinionqa_100", "OQA", 100), ("nytimes", "NYT", 235)):
+        Path("params.yaml").write_text(params(name))
+        assert main(["evaluate"]) == 0
         board = pd.read_csv(Path("data/reports/leaderboards") / f"{name}.csv").set_index("entry")
         assert board.loc["uniform · baseline · none", "n_questions"] == n_questions
         assert board.loc["overall-prior · baseline · none", "rep_overall"] == pytest.approx(1.0)  # computed here
