@@ -84,6 +84,14 @@ def only_declared(files: Sequence[F], root: Path, tables: set[Table]) -> tuple[l
     return [f for f in files if Path(f.path) in declared], split
 
 
+def keep_declared(files: Sequence[F], root: Path, tables: set[Table]) -> tuple[list[F], str | None]:
+    """`only_declared`, for a stage that reads what it scores from `root`: the declared items, and
+    the line saying which files were left out as stale (None when none). A declared file not yet
+    made is the infer stages' concern, not the reader's."""
+    kept, split = only_declared(files, root, tables)
+    return kept, (f"{root}: {split.notes()[0]}" if split.stale else None)
+
+
 def _names(paths: list[Path], shown: int = 3) -> str:
     more = f" (+{len(paths) - shown} more)" if len(paths) > shown else ""
     return ", ".join(str(p) for p in paths[:shown]) + more

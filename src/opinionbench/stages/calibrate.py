@@ -23,7 +23,7 @@ from opinionbench.published import PublishedParams
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from opinionbench.inference.declared import declared_tables, only_declared
+    from opinionbench.inference.declared import declared_tables, keep_declared
     from opinionbench.inference.predictions import prediction_path, read_predictions, run_metadata, write_predictions
     from opinionbench.io import write_json
     from opinionbench.scoring.calibrate import apply_temperature, fit_predictions, report_entry, split_questions
@@ -35,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
     build, datasets = load(BuildParams, args.params), load(DatasetsParams, args.params)
     published = load(PublishedParams, args.params)
     infer = load(InferParams, args.params)
-    tables = declared_tables(infer.dataset, infer.run, infer.methods, infer.steerings, infer.baselines)
-    ours, split = only_declared(discover(params.predictions_dir), params.predictions_dir, tables)
-    if split.stale:  # an earlier experiment's model: not fitted, so not evaluated either
-        print(f"{params.predictions_dir}: {split.notes()[0]}")
+    ours, stale = keep_declared(discover(params.predictions_dir), params.predictions_dir, declared_tables(
+        infer.dataset, infer.run, infer.methods, infer.steerings, infer.baselines))
+    if stale:  # an earlier experiment's model: not fitted, so not evaluated either
+        print(stale)
     found = ours + discover(published.out_dir / "predictions", source=PUBLISHED)
     files = [f for f in found if calibratable(f.method)]
     if params.out_dir.exists():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 from pathlib import Path
 
 from opinionbench.config import BuildParams, DataParams, DatasetsParams, EvaluateParams, InferParams, load
@@ -73,12 +72,12 @@ def _declared(files: list, root, infer: InferParams) -> list:
     """The files params declare (`infer.run` × methods × steerings, baselines); the others are stale
     leftovers of an earlier experiment: left out, and said so (the published runs are declared by
     `published.*`, whose stage rewrites its directory)."""
-    from opinionbench.inference.declared import declared_tables, only_declared
+    from opinionbench.inference.declared import declared_tables, keep_declared
 
-    tables = declared_tables(infer.dataset, infer.run, infer.methods, infer.steerings, infer.baselines)
-    kept, split = only_declared(files, root, tables)
-    if split.stale:  # (a declared file not found is the infer stages' concern, not evaluate's)
-        print(f"{root}: {split.notes()[0]}")
+    kept, stale = keep_declared(files, root, declared_tables(infer.dataset, infer.run, infer.methods,
+                                                             infer.steerings, infer.baselines))
+    if stale:
+        print(stale)
     return kept
 
 
@@ -115,13 +114,11 @@ def _code_version(root: Path) -> str:
     whose hash dvc.lock records, so it may hold only what the same inputs reproduce. A commit hash
     changes with a commit that only records dvc.lock, and a clone or copy of the same files has
     other commits; the object ids are the same wherever the files are."""
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
+    from functools import partial
 
+    from opinionbench.tracking.lineage import git_output
+
+    git = partial(git_output, cwd=root)
     if git("rev-parse", "--verify", "-q", "HEAD") is None:
         return "not a git checkout (no commit to name)"
     ids = {path: git("rev-parse", "--short=12", f"HEAD:{path}") for path in CODE_PATHS}

@@ -11,17 +11,20 @@ from pathlib import Path
 from opinionbench.io import InputFileError, read_structured
 
 
+def git_output(*args: str, cwd: Path = Path("."), timeout: float = 30) -> str | None:
+    """`git ARGS` run in `cwd`: its output, or None where git is missing, fails or is not a checkout
+    (lineage is then recorded as unknown, never an error)."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def git_lineage(cwd: Path = Path(".")) -> dict[str, str]:
     """`git.commit`, `git.dirty` (and MLflow's own source-version tag), plus the DVC experiment's name."""
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    commit = git_output("rev-parse", "HEAD", cwd=cwd)
+    status = git_output("status", "--porcelain", "--untracked-files=no", cwd=cwd)
     tags = {"git.commit": commit or "unknown", "git.dirty": "unknown" if status is None else str(bool(status)).lower()}
     if commit:
         tags["mlflow.source.git.commit"] = commit  # what MLflow's UI shows as the run's source version
