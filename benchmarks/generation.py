@@ -15,19 +15,22 @@ paths, and so are the seeded samples. Tokens/s counts the tokens each path's for
 tokens fed while decoding.
 
 The machine may be shared: the two paths of each method are timed twice in A-B-B-A order and
-summed, so a load that drifts during the run weighs on both alike.
+summed, so a load that drifts during the run weighs on both alike; the whole comparison is
+repeated (`--repeats`, 3) and each ratio's min / median / max printed, so a target is met when
+the median meets it and the minimum is near.
 
 Questions: ../shared/data/opinionqa_xl/opinionqa-xl.json (every k-th question so that waves
 and topics vary); without it the 12 embedded sample questions (said so in the output).
 
-Usage: python benchmarks/generation.py [--questions 32] [--batch-size 32] [--samples 8]
-Last line: batched_speedup=X.X (all one-at-a-time seconds / all batched seconds)
+Usage: python benchmarks/generation.py [--questions 32] [--batch-size 32] [--samples 8] [--repeats 3]
+Last line: batched_speedup=X.X (all one-at-a-time seconds / all batched seconds, median of the repetitions)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -110,12 +113,19 @@ def compare(backend, name: str, requests: list[GenerationRequest], batch_size: i
     return one_s, batched_s
 
 
+def spread(name: str, ratios: list[float]) -> str:
+    """min / median / max of a ratio over the repetitions."""
+    return (f"{name}: median {statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}) "
+            f"over {len(ratios)} repetitions")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32, help="generation_batch_size of the batched path (rows)")
     parser.add_argument("--samples", type=int, default=8, help="sequence answers sampled per prompt (params.yaml: 8)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="A-B-B-A repetitions (the spread is printed)")
     parser.add_argument("--data", type=Path, default=OPINIONQA_XL)
     args = parser.parse_args()
 
@@ -128,12 +138,20 @@ def main() -> int:
           f"threads={torch.get_num_threads()} generation_batch_size={args.batch_size}; "
           f"verbalized: constrained JSON, greedy; sequence: {args.samples} samples of <= 4 tokens, seeded", flush=True)
     backend.generate(verbal[:2] + sampled[:2])  # warm-up (allocator, kernels)
-    totals = [compare(backend, "verbalized", verbal, args.batch_size),
-              compare(backend, "sequence", sampled, args.batch_size)]
-    one_s, batched_s = (sum(t[i] for t in totals) for i in (0, 1))
-    print(f"side by side: one at a time {one_s:.1f} s vs batched {batched_s:.1f} s for the same "
-          f"{len(verbal) + len(sampled)} prompts, twice each")
-    print(f"batched_speedup={one_s / batched_s:.1f}")
+    ratios: dict[str, list[float]] = {"verbalized": [], "sequence": [], "batched_speedup": []}
+    for rep in range(args.repeats):
+        print(f"repetition {rep + 1}/{args.repeats}", flush=True)
+        totals = [compare(backend, "verbalized", verbal, args.batch_size),
+                  compare(backend, "sequence", sampled, args.batch_size)]
+        for (one, batched), name in zip(totals, ("verbalized", "sequence")):
+            ratios[name].append(one / batched)
+        one_s, batched_s = (sum(t[i] for t in totals) for i in (0, 1))
+        ratios["batched_speedup"].append(one_s / batched_s)
+        print(f"side by side: one at a time {one_s:.1f} s vs batched {batched_s:.1f} s for the same "
+              f"{len(verbal) + len(sampled)} prompts, twice each -> {one_s / batched_s:.2f}x", flush=True)
+    for name, values in ratios.items():
+        print(spread(name, values))
+    print(f"batched_speedup={statistics.median(ratios['batched_speedup']):.1f}")
     return 0
 
 

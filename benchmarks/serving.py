@@ -1,42 +1,51 @@
-"""The `openai` backend against a real local server: does it drive the server as fast as a bare client?
+"""The `openai` backend against a local server: does it drive the server as fast as a bare client, at what CPU?
 
-One run, same machine, same model (the embedded SmolLM2-135M-Instruct), same questions and the
-exact prompts of the `logprobs` method (persona steering, POLPARTY/Republican, one option order,
-built with the method's own `prompts`):
+Two endpoints (`--endpoint`), same questions and the exact prompts of the `logprobs` method
+(persona steering, POLPARTY/Republican, one option order, built with the method's own `prompts`):
 
-1. the llama.cpp server (llama-cpp-python, `python -m llama_cpp.server`) is started on a free
-   port of 127.0.0.1 with the embedded GGUF, warmed up once, and stopped at exit whatever happens;
-2. bare client: the `openai` client and a thread pool of `--concurrency`, sending the same
+- `llama` (default): the llama.cpp server (llama-cpp-python, `python -m llama_cpp.server`) with
+  the embedded SmolLM2-135M-Instruct GGUF on a free port of 127.0.0.1, warmed up once, stopped at
+  exit whatever happens. Its number: `client_efficiency`, the backend's requests/s over the bare
+  client's (target >= 0.95), then the hf backend's `logprobs` fast path on the same items
+  in-process (items/s) and the total variation distance between the openai backend's
+  distributions and the hf ones (same weights: hf runs the GGUF dequantised to fp32, llama.cpp
+  computes with the Q4_1 blocks and 8-bit activations, and the server lists only the top-20
+  tokens): mean and max (`--no-hf` skips these two).
+- `instant`: an OpenAI-compatible endpoint with no model (benchmarks/_instant_server.py, in its
+  own process: its CPU is not the client's) that answers every request at once with one
+  precomputed reply. The server costs nothing, so what is left is the client's own CPU per
+  request. Its number: `cpu_ratio`, the backend's CPU per request over the bare client's
+  (target <= 1.1).
+
+Sides, each timed in wall seconds and in this (client) process's CPU seconds (`time.process_time`,
+every thread):
+1. bare client: the `openai` client and a thread pool of `--concurrency`, sending the same
    chat-completion requests the backend sends (max_tokens=1, logprobs, top_logprobs) and doing
-   nothing with the replies -> requests/s, the server's throughput;
-3. backend: the same items through the inference runner (`InferenceRun` + `OpenAIBackend`, same
-   concurrency, chunks written as parquet parts as in a real run, into a temporary directory)
-   -> requests/s. (2) and (3) alternate for `--rounds` rounds in A B, B A order and each side's
-   rate is its requests over its total time, so a drift in other jobs' load weighs on both alike
-   rather than deciding the ratio;
-4. the hf backend's `logprobs` fast path on the same items, in-process -> items/s;
-5. the total variation distance between the openai backend's distributions and the hf ones
-   (same weights: hf runs the GGUF dequantised to fp32, llama.cpp computes with the Q4_1 blocks
-   and 8-bit activations, and the server lists only the top-20 tokens): mean and max.
+   nothing with the replies (which the client parses into its typed objects);
+2. backend: the same items through the inference runner (`InferenceRun` + `OpenAIBackend`, same
+   concurrency, chunks written as parquet parts as in a real run, the table written at the end,
+   into a temporary directory).
+Both are warmed up once (imports, connections, the environment tags a table records), then
+alternate for `--rounds` rounds (>= 3) in A B, B A, A B, ... order, so a drift in other jobs'
+load weighs on both alike; each round gives one ratio, and the run prints every side's and every
+ratio's median (min-max) over the rounds. A target is met when the median meets it.
 
-Each pass also reports the client process's CPU per request (`time.process_time`): the client's
-own cost, which the server's speed and other jobs' load do not blur.
-
-Server flags: the llama-cpp-python server runs one model and serialises completions (it has no
-parallel slots or continuous batching), so client concurrency only overlaps each request's HTTP
-and Python work with the previous one's compute; `--logits_all true` is what its `logprobs`
-needs. Threads (`--threads`, default all cores but one, the other left to the clients): llama.cpp
-synchronises its threads with spinning barriers after every operation, so on a shared machine
-where another job preempts one of them the others spin; measured on the 2-core development
-machine under a load of ~7, 2 threads evaluated prompts at 43-195 ms/token, 1 thread at
-15-21 ms/token.
+Server flags (llama): the llama-cpp-python server runs one model and serialises completions (it
+has no parallel slots or continuous batching), so client concurrency only overlaps each
+request's HTTP and Python work with the previous one's compute; `--logits_all true` is what its
+`logprobs` needs. Threads (`--threads`, default all cores but one, the other left to the
+clients): llama.cpp synchronises its threads with spinning barriers after every operation, so on
+a shared machine where another job preempts one of them the others spin; measured on the 2-core
+development machine under a load of ~7, 2 threads evaluated prompts at 43-195 ms/token, 1 thread
+at 15-21 ms/token.
 
 Questions: ../shared/data/opinionqa_xl/opinionqa-xl.json (a seeded sample, refusal options
 dropped); without ../shared, the embedded sample wave's questions replicated with numbered
 wording (said so in the output).
 
-Usage: python benchmarks/serving.py [--questions 48] [--concurrency 4] [--rounds 2] [--threads N]
-Last line: client_efficiency=X.XX (backend requests/s / bare client requests/s; target >= 0.9)
+Usage: python benchmarks/serving.py [--endpoint llama|instant] [--questions N (48 | 1000)]
+       [--concurrency 4] [--rounds 4] [--threads N] [--no-hf]
+Last line: client_efficiency=X.XX (llama) or cpu_ratio=X.XX (instant), the median over the rounds
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +70,8 @@ from opinionbench.models.base import Prompt
 from opinionbench.models.llama_server import ALIAS, serve_embedded
 from opinionbench.steering import steer
 from opinionbench.steering.base import SteeringData
+
+from _instant_server import serve_instant  # noqa: E402 - benchmarks/ is the script's own folder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -139,7 +150,8 @@ def bare_client(url: str, prompts: Sequence[Prompt], concurrency: int) -> Timing
 
 def through_backend(url: str, questions: pd.DataFrame, items: Sequence[Item], settings: MethodSettings,
                     concurrency: int, chunk_size: int, root: Path) -> tuple[Timing, dict[str, np.ndarray]]:
-    """(timing, probs by qkey) of an inference run with the openai backend, from a fresh directory."""
+    """(timing, probs by qkey) of an inference run with the openai backend, from a fresh directory
+    (the backend, its client and the run are made before the clock starts, as for the bare client)."""
     from opinionbench.inference.predictions import read_predictions
     from opinionbench.inference.runner import InferenceRun
     from opinionbench.models.openai_backend import OpenAIBackend
@@ -176,60 +188,99 @@ def hf_fast_path(items: Sequence[Item], settings: MethodSettings, threads: int) 
 
 
 # -- the run --------------------------------------------------------------------------------
+def spread(values: Sequence[float], fmt: str = ".2f") -> str:
+    """`median (min-max)` of the repetitions: a target is met when the median meets it."""
+    return f"{float(np.median(values)):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def alternate(rounds: int, bare: Callable[[], Timing], backend: Callable[[int], Timing]) -> list[tuple[Timing, Timing]]:
+    """(bare, backend) timings of each round, sides taken in A B, B A, A B, ... order: a drift in
+    other jobs' load weighs on both alike rather than deciding a ratio."""
+    pairs = []
+    for k in range(rounds):
+        if k % 2 == 0:
+            a = bare()
+            pairs.append((a, backend(k)))
+        else:
+            b = backend(k)
+            pairs.append((bare(), b))
+    return pairs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=48)
+    parser.add_argument("--endpoint", choices=("llama", "instant"), default="llama",
+                        help="llama: the llama.cpp server (client_efficiency); instant: replies at once, "
+                             "no model (the client's CPU per request, cpu_ratio)")
+    parser.add_argument("--questions", type=int, default=None, help="default 48 (llama), 1000 (instant)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--chunk-size", type=int, default=16, help="the runner's chunk (params infer.chunk_size)")
-    parser.add_argument("--rounds", type=int, default=2, help="bare/backend alternations (A B, B A, ...)")
+    parser.add_argument("--rounds", type=int, default=4, help="bare/backend alternations (A B, B A, ...), >= 3")
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                         help="server (and hf) threads; default: all cores but one, which the clients use")
     parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--no-hf", action="store_true", help="llama: skip the hf fast path and the TV comparison")
     parser.add_argument("--opinionqa-xl", type=Path, default=OPINIONQA_XL)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.rounds < 3:
+        parser.error("--rounds must be >= 3 (the spread needs repetitions)")
+    instant = args.endpoint == "instant"
 
-    from opinionbench.scoring.metrics import total_variation
-
-    questions, source = load_questions(args.questions, args.opinionqa_xl, args.seed)
+    questions, source = load_questions(args.questions or (1000 if instant else 48), args.opinionqa_xl, args.seed)
     items = make_items(questions)
     settings = MethodSettings(option_orders=1)
     prompts = [p for item in items for p in logprobs.prompts(item, settings)]
-    print(f"questions={len(items)} from {source}; persona steering ({ATTRIBUTE}/{GROUP}), 1 option order "
-          f"-> {len(prompts)} requests; concurrency={args.concurrency} chunk_size={args.chunk_size} "
-          f"server threads={args.threads}")
-
-    bare: list[Timing] = []
-    served_by: list[Timing] = []
-    with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
-        with serve_embedded(Path(tmp) / "server.log", threads=args.threads, n_ctx=args.n_ctx,
-                            extra=["--n_threads_batch", str(args.threads), "--verbose", "false"]) as url:
-            bare_client(url, prompts[: 2 * args.concurrency], args.concurrency)  # warm-up
-            served: dict[str, np.ndarray] = {}
-            for k in range(args.rounds):  # A B, B A, ...: a drift in other jobs' load weighs on both alike
-                for side in (("bare", "backend") if k % 2 == 0 else ("backend", "bare")):
-                    if side == "bare":
-                        bare.append(bare_client(url, prompts, args.concurrency))
-                        continue
-                    timing, served = through_backend(url, questions, items, settings, args.concurrency,
-                                                     args.chunk_size, Path(tmp) / f"run-{k}")
-                    served_by.append(timing)
-                print(f"round {k + 1}: bare client {len(prompts) / bare[-1].wall:6.2f} req/s, "
-                      f"backend {len(prompts) / served_by[-1].wall:6.2f} req/s")
-    hf_s, local = hf_fast_path(items, settings, args.threads)
-
     n = len(prompts)
-    bare_rps = n * len(bare) / sum(t.wall for t in bare)
-    backend_rps = n * len(served_by) / sum(t.wall for t in served_by)
-    tv = np.array([float(total_variation(served[i.qkey], local[i.qkey])) for i in items])
-    print(f"bare client (openai + {args.concurrency} threads): {bare_rps:6.2f} req/s over {args.rounds} passes "
-          f"(best {n / min(t.wall for t in bare):.2f}); client CPU {1000 * sum(t.cpu for t in bare) / (n * len(bare)):.1f} ms/request")
-    print(f"openai backend (inference runner):   {backend_rps:6.2f} req/s over {args.rounds} passes "
-          f"(best {n / min(t.wall for t in served_by):.2f}); client CPU "
-          f"{1000 * sum(t.cpu for t in served_by) / (n * len(served_by)):.1f} ms/request (runner, hashes, parts included)")
-    print(f"hf fast path (in-process, {args.threads} threads):  {len(items) / hf_s:6.2f} items/s ({hf_s:.2f} s)")
-    print(f"TV(openai backend, hf) over {len(items)} questions: mean {tv.mean():.4f} max {tv.max():.4f}")
-    print(f"client_efficiency={backend_rps / bare_rps:.2f}")
+    print(f"endpoint={args.endpoint}; questions={len(items)} from {source}; persona steering ({ATTRIBUTE}/{GROUP}), "
+          f"1 option order -> {n} requests; concurrency={args.concurrency} chunk_size={args.chunk_size}"
+          + ("" if instant else f" server threads={args.threads}"))
+
+    served: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
+        root = Path(tmp)
+
+        def backend(k: int) -> Timing:
+            nonlocal served
+            timing, served = through_backend(url, questions, items, settings, args.concurrency, args.chunk_size,
+                                             root / f"run-{k}")
+            return timing
+
+        with (serve_instant() if instant else
+              serve_embedded(root / "server.log", threads=args.threads, n_ctx=args.n_ctx,
+                             extra=["--n_threads_batch", str(args.threads), "--verbose", "false"])) as url:
+            warm = 2 * args.concurrency  # one-time costs (imports, connections, environment tags) kept out
+            bare_client(url, prompts[:warm], args.concurrency)
+            through_backend(url, questions, items[:warm], settings, args.concurrency, args.chunk_size, root / "warm")
+            pairs = alternate(args.rounds, lambda: bare_client(url, prompts, args.concurrency), backend)
+            for k, (bare, by) in enumerate(pairs):
+                print(f"round {k + 1} ({'bare, backend' if k % 2 == 0 else 'backend, bare'}): "
+                      f"bare client {n / bare.wall:7.2f} req/s {1000 * bare.cpu / n:6.3f} ms CPU/request; "
+                      f"backend {n / by.wall:7.2f} req/s {1000 * by.cpu / n:6.3f} ms CPU/request")
+
+    bare_rps = [n / bare.wall for bare, _ in pairs]
+    backend_rps = [n / by.wall for _, by in pairs]
+    bare_cpu = [1000 * bare.cpu / n for bare, _ in pairs]
+    backend_cpu = [1000 * by.cpu / n for _, by in pairs]
+    print(f"median (min-max) over {args.rounds} rounds:")
+    print(f"  bare client (openai + {args.concurrency} threads): {spread(bare_rps, '.1f')} req/s, "
+          f"client CPU {spread(bare_cpu, '.3f')} ms/request")
+    print(f"  openai backend (inference runner):   {spread(backend_rps, '.1f')} req/s, "
+          f"client CPU {spread(backend_cpu, '.3f')} ms/request (runner, hashes, parts, table included)")
+    cpu_ratios = [b / a for a, b in zip(bare_cpu, backend_cpu)]
+    efficiencies = [b / a for a, b in zip(bare_rps, backend_rps)]
+    print(f"  backend / bare: CPU per request {spread(cpu_ratios)}, requests/s {spread(efficiencies)}")
+    if instant:
+        print(f"cpu_ratio={float(np.median(cpu_ratios)):.2f} (median of {args.rounds}; target <= 1.1)")
+        return 0
+    if not args.no_hf:
+        from opinionbench.scoring.metrics import total_variation
+
+        hf_s, local = hf_fast_path(items, settings, args.threads)
+        tv = np.array([float(total_variation(served[i.qkey], local[i.qkey])) for i in items])
+        print(f"hf fast path (in-process, {args.threads} threads):  {len(items) / hf_s:6.2f} items/s ({hf_s:.2f} s)")
+        print(f"TV(openai backend, hf) over {len(items)} questions: mean {tv.mean():.4f} max {tv.max():.4f}")
+    print(f"client_efficiency={float(np.median(efficiencies)):.2f} (median of {args.rounds}; target >= 0.95)")
     return 0
 
 

@@ -244,6 +244,24 @@ def test_batched_generation_gives_the_one_at_a_time_replies_and_seeded_samples_r
     assert 0 < batched_tokens < reference_tokens
 
 
+def test_caches_written_in_place_give_the_plain_cache_numbers_bit_for_bit(smollm2, sample, two_qkeys, monkeypatch):
+    """hf_cache.py's growing caches only move where keys and values live: the log-probs and the
+    generated replies are exactly those of transformers' own cache (so no prediction changes)."""
+    from opinionbench.models import hf_cache
+
+    prompts = _logprob_prompts(sample, two_qkeys)
+    requests = _generation_requests(sample, two_qkeys)
+    assert hf_cache.growable(smollm2.model.config)
+    grown = [r.logprobs for r in smollm2.next_token_logprobs(prompts, candidates(4))]
+    grown_replies, _ = _generate_with(smollm2, requests, 5)
+    monkeypatch.setattr(hf_cache, "growable", lambda config: False)
+    monkeypatch.setattr(smollm2, "_growable", None)
+    plain = [r.logprobs for r in smollm2.next_token_logprobs(prompts, candidates(4))]
+    plain_replies, _ = _generate_with(smollm2, requests, 5)
+    assert grown == plain
+    assert grown_replies == plain_replies
+
+
 def test_a_rerun_reuses_what_was_computed_and_computes_only_new_cells(smollm2, sample, tmp_path):
     questions, _ = sample
     three = sample_questions(questions, 3, seed=1)

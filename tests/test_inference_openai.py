@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from fake_openai import Reply, completion, deterministic_reply
 from prediction_checks import check_alignment
@@ -210,3 +211,45 @@ def test_one_bounded_pool_of_requests_across_chunks(fake_openai, sample, tmp_pat
     assert summary.computed == summary.cells == 9 and summary.failed == 0
     assert endpoint.most == 3, endpoint.most  # filled, and never more than the pool
     assert len(list((tmp_path / "parts").glob("part-*.parquet"))) == 5
+
+
+def test_parts_written_by_pandas_before_read_as_the_runners_own_and_are_reused(fake_openai, sample, tmp_path,
+                                                                              monkeypatch):
+    """The runner writes its parts with pyarrow straight from the rows (cheaper per chunk than a
+    DataFrame); parts written the earlier way (`pd.DataFrame(rows).to_parquet`, a failed row among
+    them) load to the same rows, and a rerun over them reuses every answered cell."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    questions, _ = sample
+    four = sample_questions(questions, 4, seed=5)
+    endpoint = fake_openai(reply=lambda sent: Reply(500, b"{}") if len(endpoint.requests) == 2
+                           else deterministic_reply(sent))  # the second request fails: a failed row in a part
+    backend = _backend(endpoint.url, max_retries=0)
+    parts = tmp_path / "parts" / "logprobs" / "none"
+    try:
+        first, _ = _run(backend, "logprobs", "none", sample, four, tmp_path, MethodSettings(option_orders=1))
+        run = InferenceRun(backend, "logprobs", "none", questions, SteeringData(questions, sample[1]),
+                           MethodSettings(option_orders=1), dataset="sample", out_path=tmp_path / "unused.parquet",
+                           parts_dir=parts)
+        own = run._load_parts()
+        for part in parts.glob("part-*.parquet"):  # rewritten as the runner wrote them before
+            pd.DataFrame(pd.read_parquet(part).to_dict("records")).to_parquet(part, index=False)
+        earlier = run._load_parts()
+        for key in ("attempts", "tokens"):  # the rerun below must not take the endpoint's failure for a new try
+            assert [r[key] for r in own.values()] == [r[key] for r in earlier.values()]
+        asked = len(endpoint.requests)
+        again, _ = _run(backend, "logprobs", "none", sample, four, tmp_path, MethodSettings(option_orders=1))
+    finally:
+        backend.close()
+    assert first.failed == 1 and (again.reused, again.computed) == (3, 1)  # only the failed cell is tried again
+    assert len(endpoint.requests) == asked + 1
+    assert own.keys() == earlier.keys()
+    for digest, row in own.items():
+        other = earlier[digest]
+        assert row.keys() == other.keys()
+        for key, value in row.items():
+            if key == "probs":
+                np.testing.assert_array_equal(value, other[key])
+            elif isinstance(value, float) and math.isnan(value):
+                assert math.isnan(other[key]), key
+            else:
+                assert value == other[key] and type(value) is type(other[key]), (key, value, other[key])

@@ -140,3 +140,108 @@ def test_a_question_whose_options_could_not_be_read_goes_to_review_with_the_reas
                            hints=hints, progress=False)
     assert frame.loc[0, "status"] == "needs_review"
     assert "options not read from the page" in frame.loc[0, "review_reasons"]
+
+
+def _words(pages: list[list[str]], left: int = 150, pitch: int = 40, column: int = 0):
+    """An OCR word frame of printed lines (one list of lines per page), as `ocr_pdf` returns it; a
+    line indented with a leading `>` starts further right (an item, an option)."""
+    import pandas as pd
+
+    rows = []
+    for page_no, page in enumerate(pages, start=1):
+        for n, text in enumerate(page):
+            x = left + (50 if text.startswith(">") else 0)
+            for k, word in enumerate(text.lstrip(">").split()):
+                rows.append({"page": page_no, "column": column, "block": 1, "par": 1, "line": n + 1, "word": k + 1,
+                             "left": x + 90 * k, "top": 300 + pitch * n, "width": 80, "height": 24, "conf": 90.0,
+                             "text": word, "dpi": 200, "page_width": 1700, "page_height": 2200})
+    return pd.DataFrame(rows)
+
+
+def _read(pages: list[list[str]], hints: dict[str, Hint]) -> dict[str, object]:
+    from opinionbench.questionnaire.reader import read_blocks
+
+    return {b.qcode: b for b in read_blocks(_words(pages), hints)}
+
+
+POLITICS = "How important is it for {who} in politics to do each of the following?"
+TRAITS = ["Be honest and ethical", "Work well under pressure", "Be willing to take risks"]
+LEVELS = ["Essential", "Important, but not essential", "Not important"]
+
+
+def _sibling_batteries() -> dict[str, Hint]:
+    hints = {}
+    for code, who in (("TRAITM", "MEN"), ("TRAITW", "WOMEN")):
+        for letter, item in zip("abc", TRAITS):
+            hints[f"{code}{letter}"] = Hint(f"{code}{letter}", f"{POLITICS.format(who=who)} {item}", LEVELS, ["Refused"])
+    return hints
+
+
+def test_sibling_batteries_with_one_word_apart_in_their_stems_are_told_apart():
+    """The same items under `... MEN in politics` and `... WOMEN in politics`, only the second printed,
+    without codes: its items are read as its own, the first battery's are not claimed."""
+    page = [POLITICS.format(who="WOMEN")]
+    for letter, item in zip("abc", TRAITS):
+        page += [f">{letter}. {item}"] + [f">> {label}" for label in LEVELS]
+    found = _read([page], _sibling_batteries())
+    assert sorted(found) == ["TRAITWa", "TRAITWb", "TRAITWc"]
+    assert found["TRAITWb"].options == LEVELS and found["TRAITWb"].wording.endswith("Work well under pressure")
+
+
+def test_questions_with_one_wording_are_told_apart_by_their_options_and_no_code_is_needed():
+    wording = "Please choose the statement that comes closer to your own views even if neither is exactly right."
+    pairs = {"GOOD": ["Most things can be clearly divided into good and evil", "Most things are too complicated"],
+             "RESP": ["People like me do not get the respect we deserve", "People like me get the respect we deserve"],
+             "OBST": ["The obstacles for women are now largely gone", "There are still significant obstacles"],
+             "FAIR": ["The economic system unfairly favors powerful interests", "The economic system is fair"]}
+    hints = {code: Hint(code, wording, options, ["Refused"]) for code, options in pairs.items()}
+    pages = [[wording] + [f">a. {pairs['OBST'][0]}", f">b. {pairs['OBST'][1]}", ">c. Refused",
+                          wording, f">a. {pairs['FAIR'][0]}", f">b. {pairs['FAIR'][1]}"]]
+    found = _read(pages, hints)
+    assert sorted(found) == ["FAIR", "OBST"] and found["FAIR"].options == pairs["FAIR"]
+
+
+def test_a_battery_item_printed_as_another_questions_option_is_not_claimed_for_the_battery():
+    stem = "Do you think men and women are similar or different when it comes to each of the following?"
+    items = ["Their hobbies and personal interests", "Their physical abilities", "Their approach to parenting"]
+    hints = {f"DIFF{c}": Hint(f"DIFF{c}", f"{stem} {item}", ["Similar", "Different"], []) for c, item in zip("ABC", items)}
+    hints["PICK"] = Hint("PICK", "Which of these did you say is most different between men and women?", items, [])
+    pages = [[stem, ">Similar Different", ">c. Their approach to parenting 60 40",
+              "Which of these did you say is most different between men and women?"] + [f">o {i}" for i in items]]
+    found = _read(pages, hints)
+    assert sorted(found) == ["DIFFC", "PICK"] and found["PICK"].options == items
+
+
+def test_a_label_ocr_lost_between_two_read_ones_is_filled_from_the_line_pitch_and_specks_are_dropped():
+    labels = ["A lot", "Some", "Not much", "None", "Refused"]
+    region = [_line("A lot 20", top=100), _line("Some Co 30", top=140), _line("Not much 30", top=180),
+              _line("Refused 1", top=260)]
+    found = find_options(labels, region, ReaderSettings(), pitch=40.0)
+    assert found.options == ["A lot", "Some", "Not much", "None", "Refused"] and found.labels == [0, 1, 2, 3, 4]
+    assert find_options(labels, region, ReaderSettings()).options == ["A lot", "Some", "Not much", "Refused"]
+
+
+def test_a_table_ocr_cut_into_two_columns_reads_as_rows_again():
+    from opinionbench.questionnaire.reading.lines import read_lines
+
+    left = _words([["a. Be honest and ethical 91", "b. Work well under pressure 79", "Some prose on the left"]])
+    right = _words([["6 3 <1", "17 3 1"]], left=1000, column=1)
+    lines = read_lines(__import__("pandas").concat([left, right]))
+    assert [ln.text for ln in lines][:2] == ["a. Be honest and ethical 91 6 3 <1", "b. Work well under pressure 79 17 3 1"]
+
+
+def test_a_two_column_page_ocr_read_as_one_is_cut_at_its_gutter():
+    import pandas as pd
+
+    from opinionbench.questionnaire.reading.lines import read_lines
+
+    left = [f"Left column question line number {n} goes on" for n in range(10)]
+    right = [f"Right column wording line number {n} here" for n in range(10)]
+    rows = []
+    for n, (a, b) in enumerate(zip(left, right)):
+        words = [(w, 150 + 70 * k) for k, w in enumerate(a.split())] + [(w, 950 + 70 * k) for k, w in enumerate(b.split())]
+        rows += [{"page": 1, "column": 0, "block": 1, "par": 1, "line": n + 1, "word": k + 1, "left": x, "top": 300 + 40 * n,
+                  "width": 60, "height": 24, "conf": 90.0, "text": w, "dpi": 200, "page_width": 1700, "page_height": 2200}
+                 for k, (w, x) in enumerate(words)]
+    texts = [ln.text for ln in read_lines(pd.DataFrame(rows))]
+    assert texts == left + right

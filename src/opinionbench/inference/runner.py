@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from opinionbench.elicit import methods, settings_classes
@@ -39,7 +41,7 @@ from opinionbench.environment import environment_tags
 from opinionbench.inference.cells import Cell
 from opinionbench.inference.cost import write_cost
 from opinionbench.inference.predictions import write_predictions
-from opinionbench.io import write_parquet
+from opinionbench.io import write_atomic
 from opinionbench.models.base import Backend, metered
 from opinionbench.prompting import QuestionError, check_options
 from opinionbench.steering import steer
@@ -121,6 +123,7 @@ class InferenceRun:
         self.max_attempts = max_attempts
         self.knobs = dict(knobs or {})  # the run's other settings (steering, sample), recorded with the predictions
         self._settings_key = settings.request_key(method, settings_classes())  # part of every request hash
+        self._template_hashes: dict[tuple[str, ...], str] = {}  # by the steering's templates: few per table
 
     # -- what a cell asks -------------------------------------------------------------------
     def item(self, cell: Cell) -> Item:
@@ -142,7 +145,11 @@ class InferenceRun:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
     def template_hash(self, item: Item) -> str:
-        return templates_hash(*item.context.templates, *self.method.templates)
+        names = (*item.context.templates, *self.method.templates)
+        digest = self._template_hashes.get(names)
+        if digest is None:  # hashing the templates' text for every row cost more than the row's request
+            digest = self._template_hashes[names] = templates_hash(*names)
+        return digest
 
     # -- the run ----------------------------------------------------------------------------
     def _load_parts(self) -> dict[str, dict]:
@@ -240,7 +247,7 @@ class InferenceRun:
             row["attempts"] = _attempts(before.get("attempts")) + 1 if before else 1
         attempt = max(r["attempts"] for r in rows)  # a retry's part never overwrites a first attempt's
         name = f"part-{hashes[chunk[0]][:16]}-{len(chunk)}" + (f"-try{attempt}" if attempt > 1 else "")
-        write_parquet(pd.DataFrame(rows), self.parts_dir / f"{name}.parquet")
+        _write_part(rows, self.parts_dir / f"{name}.parquet")
         return rows
 
     def metadata(self) -> dict:
@@ -252,6 +259,15 @@ class InferenceRun:
                 "model_revision": self.backend.revision, "method": self.method_name, "steering": self.steering,
                 **self.settings.recorded(self.method_name, self.method.settings), **self.knobs,
                 **environment_tags()}
+
+
+def _write_part(rows: list[dict], path: Path) -> None:
+    """A chunk's rows as a parquet part, straight from the rows with pyarrow (written atomically).
+
+    Why not `pd.DataFrame(rows).to_parquet`: for a chunk of 16 rows the DataFrame round trip cost
+    1.7 ms against 0.65 ms, CPU a run against a fast server spends on every chunk; `_load_parts`
+    reads parts of either kind to the same rows."""
+    write_atomic(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), tmp))
 
 
 def _number(value: Any) -> float:

@@ -6,7 +6,8 @@ Why the fast path looks the way it does:
 - the base model is called without its LM head and the head is applied to the last real
   position only, so the [batch, seq, vocab] logits tensor is never materialised;
 - prompts that share a token prefix (system prompt, persona or few-shot block, instructions)
-  run that prefix once; its KV cache is repeated over the batch of suffixes;
+  run that prefix once; its KV cache is repeated over the batch of suffixes, in one copy into
+  a cache the suffixes are written into in place (hf_cache.py);
 - suffixes are sorted by length and batched so padding is small; padding is on the right and
   the last real position is gathered, so a row's result does not depend on what else is in
   its batch (tests check batch size 1 == 8 and fast == per-option loop within 1e-4).
@@ -141,6 +142,7 @@ class HFBackend(Backend):
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.digits = digit_ids(self.tokenizer)  # None: the tokenizer cannot spell a number digit by digit
         self.tokens_processed = 0  # forward tokens actually computed (benchmarks read it)
+        self._growable: bool | None = None  # hf_cache.growable, known on first use
 
     def request_key(self) -> dict[str, object]:
         """Another device class computes other numbers (kernels, reductions): its cells are its own.
@@ -236,15 +238,27 @@ class HFBackend(Backend):
         self.count_tokens(sum(len(s) for s in suffixes))
         kwargs = {}
         if cache is not None:
-            past = copy.deepcopy(cache)
-            past.batch_repeat_interleave(len(suffixes))
-            kwargs["past_key_values"] = past
+            kwargs["past_key_values"] = self._repeated(cache, len(suffixes), width)
         positions = torch.arange(prefix_len, prefix_len + width).unsqueeze(0).expand(len(suffixes), -1)
         hidden = self.body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=cache is not None,
                                   **kwargs).last_hidden_state
         last = torch.tensor([len(s) - 1 for s in suffixes])
         logits = self.head(hidden[torch.arange(len(suffixes)), last])
         return torch.log_softmax(logits.float(), dim=-1)
+
+    def _repeated(self, cache, rows: int, width: int):
+        """The one-row prefix cache over `rows` rows with room for `width` more columns: one copy into
+        a cache written in place (hf_cache.py), or transformers' deep copy and repeat for models
+        whose cache layers are not plain full attention."""
+        from opinionbench.models import hf_cache
+
+        if self._growable is None:
+            self._growable = hf_cache.growable(self.model.config)
+        if self._growable:
+            return hf_cache.expanded_cache(self.model.config, cache, rows, width)
+        past = copy.deepcopy(cache)
+        past.batch_repeat_interleave(rows)
+        return past
 
     # -- generation ---------------------------------------------------------------------------
     @_inference_mode

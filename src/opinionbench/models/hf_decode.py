@@ -5,7 +5,9 @@ overhead), so rows added to it are nearly free until the step becomes compute-bo
 prompts that share a token prefix (system prompt, persona, few-shot block) run it once.
 
 How: the rows of a batch are left-padded with masks and each row keeps its own position ids,
-so a row's numbers do not depend on what else is in its batch beyond float rounding; the
+so a row's numbers do not depend on what else is in its batch beyond float rounding; each
+step's keys and values are written into the batch's cache in place (hf_cache.py: a plain cache
+copies every row's whole cache each step, which cost more than the step's matmuls); the
 constrained JSON of `verbalized` (json_grammar.py) is followed per row, reading only the digit
 rows of the LM head; free text (`sequence`) picks each token as `model.generate` does
 (top_k=0, top_p=1), each sampled request drawing from its own seeded `torch.Generator`.
@@ -153,7 +155,10 @@ class _Decoder:
     """The decoding loops of one `generate` call, over the batches `generate` makes."""
 
     def __init__(self, backend: DecodingModel, prefixes: _SharedPrefixes) -> None:
+        from opinionbench.models import hf_cache
+
         self.backend, self.prefixes = backend, prefixes
+        self.growing = hf_cache.growable(backend.model.config)  # caches written in place (hf_cache.py)
 
     def constrained(self, requests: list[GenerationRequest], batch: list[int]) -> list[str]:
         """Verbalized JSON replies of a batch: every row follows its own `json_program`, all rows
@@ -242,28 +247,34 @@ class _Decoder:
         for start in range(0, len(batch), size):
             some = batch[start:start + size]
             lengths = [prefixes.length[i] for i in some]
+            chunks = [prefixes.suffix(i) + extra for i, extra in zip(some, first[start:start + len(some)])]
             cache, mask = self._stacked([prefixes.cache(i) for i in some],
-                                        [torch.ones((1, n), dtype=torch.long) for n in lengths])
+                                        [torch.ones((1, n), dtype=torch.long) for n in lengths],
+                                        spare=max(len(c) for c in chunks) + _ROOM)
             rows = _Rows(cache, mask, torch.tensor(lengths, dtype=torch.long))
-            self._feed(rows, [prefixes.suffix(i) + extra for i, extra in zip(some, first[start:start + len(some)])])
+            self._feed(rows, chunks)
             parts.append(rows)
         if len(parts) == 1:
             return parts[0]
-        cache, mask = self._stacked([p.cache for p in parts], [p.mask for p in parts])
+        cache, mask = self._stacked([p.cache for p in parts], [p.mask for p in parts], spare=_ROOM)
         return _Rows(cache, mask, torch.cat([p.position for p in parts]), torch.cat([p.hidden for p in parts]))
 
-    def _stacked(self, caches: Sequence[Any], masks: Sequence[torch.Tensor]) -> tuple[Any, torch.Tensor]:
+    def _stacked(self, caches: Sequence[Any], masks: Sequence[torch.Tensor], spare: int) -> tuple[Any, torch.Tensor]:
         """One cache and mask for the rows of several caches of different widths (a prompt's shared
         prefix, None for none; a group of rows already run): each right-aligned in the widest, the
         columns before it zero and masked, so every row's last token stays the last column. Keys
         carry their rotary positions, so the alignment moves nothing. `masks`: each cache's
-        [rows, width] mask."""
+        [rows, width] mask; `spare`: columns of room for the tokens fed next (growing caches)."""
         import torch
         from transformers import DynamicCache
+
+        from opinionbench.models import hf_cache
 
         config = self.backend.model.config
         width = max(m.shape[1] for m in masks)
         mask = torch.cat([torch.nn.functional.pad(m, (width - m.shape[1], 0)) for m in masks])
+        if self.growing:
+            return hf_cache.stacked_cache(config, caches, masks, spare, self.backend.model.dtype), mask
         some = next((c for c, m in zip(caches, masks) if c is not None and m.shape[1]), None)
         if some is None:
             return DynamicCache(config=config), mask
@@ -314,9 +325,12 @@ class _Decoder:
         return F.linear(hidden, head.weight[ids], None if bias is None else bias[ids])
 
 
+_ROOM = 32  # spare cache columns for the steps after a batch's prompts (a growing cache doubles when full)
+
+
 def _compact(rows: _Rows, owners: list[int], pending: set[int]) -> list[int] | None:
     """Rows whose request is done leave the batch once they are a quarter of it (leaving copies
-    the cache, as every step's append does); until then they are fed a pad and ignored.
+    the cache); until then they are fed a pad and ignored.
     Returns the indices of the rows kept, or None when the batch is left as it is."""
     keep = [i for i, k in enumerate(owners) if k in pending]
     if len(owners) - len(keep) < max(1, len(owners) // 4):

@@ -71,8 +71,8 @@ def routing_of(text: str) -> str | None:
 
 # characters OCR confuses inside a question code, folded to one representative before comparing
 _CODE_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1", "|": "1", "]": "1", "}": "1", ")": "1", "{": "1",
-                                  "!": "1", "?": "7", "¢": "C", "©": "C", "S": "5", "B": "8", "Z": "2", "_": None,
-                                  " ": None})
+                                  "!": "1", "?": "7", "¢": "C", "©": "C", "S": "5", "$": "5", "§": "5", "B": "8",
+                                  "Z": "2", "_": None, " ": None})
 
 
 def fold_code(code: str) -> str:

@@ -60,14 +60,16 @@ class LineKeys:
 
 PREFIX_LINES = 16
 PREFIX_CHARS = 600
-MIN_ITEM_CHARS = 6  # a shorter battery item (`Yes`) is no evidence of where its question starts
+MIN_ITEM_CHARS = 6  # a shorter battery item (`Crime`) is evidence only as a line of its own
+SHORT_ITEM_MIN_CHARS = 4  # `Yes`, `Men`: no evidence at all
+SHORT_ITEM_MIN_RATIO = 90.0
 ITEM_MIN_RATIO = 80.0  # a battery item's own words near where its wording should have them
 
 
 def skip_code(words: list[str]) -> list[str]:
     """The words after a leading printed code whose question is not known yet (`WORRY.`, `[Q4]`,
     `NEW_Device Type`): capitals, underscores or brackets in front of the wording."""
-    while len(words) > 1 and (code_piece(words[0]) and len(words[0]) > 3 or words[0][:1] in "[("):
+    while len(words) > 1 and (code_piece(words[0]) and len(words[0]) > 3 or words[0][:1] in "[({"):
         words = words[1:]
     return words
 
@@ -151,7 +153,9 @@ def anchor_scores(lines: list[TextLine], tgts: list[Target], settings: ReaderSet
         # a battery item's wording is compared whole: its distinguishing words are at the end
         wording = ocr_fold(t.hint.question)[:PREFIX_CHARS if t.item else 160]
         item = ocr_fold(t.item)[:160] if t.item and len(t.item) >= MIN_ITEM_CHARS else None
+        short = ocr_fold(t.item) if t.item and SHORT_ITEM_MIN_CHARS <= len(t.item) < MIN_ITEM_CHARS else None
         stem_len = len(ocr_fold(t.stem)) if t.stem else 0
+        labels = [ocr_fold(label) for label in t.hint.options if len(label) >= MIN_OPTION_SUPPORT_CHARS]
         cands = []
         for i, key in enumerate(keys):
             code = code_score(key, t.qcode, want, settings, ambiguous)
@@ -163,6 +167,9 @@ def anchor_scores(lines: list[TextLine], tgts: list[Target], settings: ReaderSet
             # a line starting with the item: a table row, or an item lettered below its stem
             item_score = max(starts_like(key.text[v][:len(item)], key.first[v], item) for v in (0, 1)) \
                 if item else 0.0
+            if short:  # the line is the item and nothing else (`c. Crime`)
+                item_score = max(fuzz.ratio(key.first[v].strip(" .,:;"), short) for v in (0, 1))
+                item_score = item_score if item_score >= SHORT_ITEM_MIN_RATIO else 0.0
             text_score, how = max((wording_score, "wording"), (item_score, "item"))
             weight = text_score - settings.anchor_min_ratio + 1 if text_score >= settings.anchor_min_ratio else 0.0
             if code >= FOLDED_CODE_SCORE:
@@ -173,11 +180,26 @@ def anchor_scores(lines: list[TextLine], tgts: list[Target], settings: ReaderSet
             elif code and weight == 0.0:
                 weight, how = (code - (settings.code_min_ratio - NEAR_CODE_PENALTY)) / 2 + 1, "code"
             if weight > 0:
-                cands.append((i, weight, how))
+                cands.append((i, weight + option_support(key, labels), how))
         out.append(cands)
     for q, cands in enumerate(out):
         out[q] = sorted((c for c in cands if coded.get(c[0], q) == q), key=lambda c: -c[1])[:6]
     return out
+
+
+OPTION_SUPPORT = 5.0  # at most this added for the question's own option labels printed below the line
+MIN_OPTION_SUPPORT_CHARS = 8  # `Yes`, `Some`: printed under every other question too
+OPTION_SUPPORT_MIN_RATIO = 85.0
+
+
+def option_support(key: LineKeys, labels: list[str]) -> float:
+    """Support from the question's own (long) option labels printed in the text below the line:
+    questions with one wording (`Please choose the statement that comes closer to your own views`)
+    differ only in their options."""
+    if not labels:
+        return 0.0
+    found = sum(fuzz.partial_ratio(label, key.text[0]) >= OPTION_SUPPORT_MIN_RATIO for label in labels)
+    return OPTION_SUPPORT * found / len(labels)
 
 
 def choose_anchors(scores: list[list[tuple[int, float, str]]]) -> list[tuple[int, str] | None]:

@@ -12,11 +12,15 @@ from rapidfuzz import fuzz
 from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.segment import parse_percent
 
-MARKER = re.compile(r"^(\(?[a-zA-Z]{1,2}[.)]|\(?\d{1,2}[.)])$")  # `a.` `b)` `(c)` `1.` `12)`
+MARKER = re.compile(r"^(\(?[a-zA-Z]{1,2}[.)]|\(?[a-hj-zA-HJ-Z][,]|\(?\d{1,2}[.)])$")  # `a.` `b)` `(c)` `1.` `12)`, `b,`
 # `Q7.` `Q.12` `Q3a:`, and as OCR reads them (`Q?7.`, `Ql11.`, `Qiz.`)
-NUMBERING = re.compile(r"^[qQ]?Q\.?[?]?[\dOoIlizZsS|!]{1,4}[a-z]?[.:,]$|^Q\.?\d{1,3}[a-z]?[.:,]?$")
+NUMBERING = re.compile(r"^[qQ]?Q\.?[?]?[\dOoIlizZsS|!]{1,4}[a-z]?[.:,]$|^Q\.?\d{1,3}[a-z]?[.:,]?$"
+                       r"|^Q[\dOoIlizZsS|!?]{0,3}\?[.:,]$")  # and with the number lost (`Q?.`, `Qs?.`)
 BULLET = re.compile(r"^[•*«»·o°e©®\u25a1\u2610\[\]|_-]{1,3}$")  # a bullet or check box as OCR reads it
 PAGE_NUMBER = re.compile(r"^(page\s*)?[-–]?\s*\d{1,4}\s*[-–]?(\s*of\s*\d{1,4})?$", re.IGNORECASE)
+SPECK = re.compile(r"^[^\w\s]{1,3}$|^[^\w\s][.)]$")  # `_`, `:`, `‘`, `£.` (a marker OCR misread): no letters
+LOOKALIKE_DIGITS = set("iIlL|oOsSzZ§$")  # what OCR reads for a digit
+NUMBERISH = LOOKALIKE_DIGITS | set("0123456789?%<>")  # a percentage as OCR may read it (`$7`, `4?`, `§2`)
 MONTH = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*[.,]?$", re.IGNORECASE)
 YEAR = re.compile(r"^(19|20)\d\d[.,]?$")
 REPEATED_MIN_RATIO = 85.0
@@ -57,8 +61,93 @@ def read_lines(words: pd.DataFrame, settings: ReaderSettings = ReaderSettings(),
                 right=int((g["left"] + g["width"]).max()), words=[str(t) for t in g["text"]],
                 lefts=[int(v) for v in g["left"]], rights=[int(v) for v in g["left"] + g["width"]],
                 confs=[float(c) for c in g["conf"] if c >= 0]))
+    lines = rejoin_cut_tables(split_merged_columns(lines, words))
     lines.sort(key=lambda ln: (ln.page, ln.column, ln.top))
     return drop_running_lines(lines, words, settings, expected)
+
+
+GUTTER_GAP_HEIGHTS = 2.5  # a gap between words this many word heights wide may be a gutter
+MIN_RIGHT_PROSE_LINES = 8  # lines of prose right of the gutter: a second column, not a table's numbers
+GUTTER_CROSSING_LINES, GUTTER_CROSSING_SHARE = 2, 0.1  # lines across a gutter: a title, not the body
+
+
+def split_merged_columns(lines: list[TextLine], words: pd.DataFrame) -> list[TextLine]:
+    """A two-column page OCR read as one (its lines run across the gutter): each line is cut at the
+    gutter, a wide gap between words at the same place in the middle of the page on many lines, and
+    the right-hand part read as a second column. Only where the right-hand parts hold prose."""
+    widths = words.groupby("page")["page_width"].first().to_dict() if "page_width" in words else {}
+    out: list[TextLine] = []
+    for page in sorted({ln.page for ln in lines}):
+        on_page = [ln for ln in lines if ln.page == page]
+        width = widths.get(page, 0)
+        if not width or any(ln.column for ln in on_page):
+            out += on_page
+            continue
+        heights = sorted(ln.bottom - ln.top for ln in on_page)
+        gap = GUTTER_GAP_HEIGHTS * heights[len(heights) // 2]
+        gaps = [[(r, l) for r, l in zip(ln.rights, ln.lefts[1:]) if l - r >= gap] for ln in on_page]
+        best, best_x = 0, None
+        for x in range(int(0.3 * width), int(0.7 * width), 10):
+            cover = [any(r < x < l for r, l in g) for g in gaps]
+            covered = sum(cover)
+            # lines that run on through x without a gap there: prose across the middle, no gutter
+            crossing = sum(not c and ln.lefts[0] < x < ln.rights[-1] for c, ln in zip(cover, on_page))
+            if covered > best and crossing <= max(GUTTER_CROSSING_LINES, GUTTER_CROSSING_SHARE * covered):
+                best, best_x = covered, x
+        if best_x is None:
+            out += on_page
+            continue
+        parts = [(ln, [k for k, a in enumerate(ln.lefts) if a > best_x]) for ln in on_page]
+        prose = sum(sum(sum(ch.isalpha() for ch in ln.words[k]) >= 2 for k in right) >= 3 for ln, right in parts)
+        if prose < MIN_RIGHT_PROSE_LINES:
+            out += on_page
+            continue
+        for ln, right in parts:
+            if any(a <= best_x <= b for a, b in zip(ln.lefts, ln.rights)) or not right:
+                out.append(ln)
+                continue
+            left = [k for k in range(len(ln.words)) if k not in right]
+            for column, keep in ((0, left), (1, right)):
+                if keep:
+                    out.append(TextLine(page=ln.page, column=column, top=ln.top, bottom=ln.bottom,
+                                        left=ln.lefts[keep[0]], right=ln.rights[keep[-1]],
+                                        words=[ln.words[k] for k in keep], lefts=[ln.lefts[k] for k in keep],
+                                        rights=[ln.rights[k] for k in keep], confs=ln.confs))
+    return out
+
+
+CUT_TABLE_SHARE = 0.5  # of a right-hand "column"'s lines that hold numbers only
+
+
+def rejoin_cut_tables(lines: list[TextLine]) -> list[TextLine]:
+    """A page OCR split into two text columns where it is one column with a table whose number
+    columns stood apart (most lines of the right-hand part are numbers only): each right-hand
+    line joins the left-hand line at its height, so a row reads whole again."""
+    out: list[TextLine] = []
+    for page in sorted({ln.page for ln in lines}):
+        on_page = [ln for ln in lines if ln.page == page]
+        right = [ln for ln in on_page if ln.column > 0]
+        numbers = [ln for ln in right if all(is_percent(w) or not any(ch.isalpha() for ch in w)
+                                             or set(w) <= LOOKALIKE_DIGITS for w in ln.words)]
+        if not right or len(numbers) < CUT_TABLE_SHARE * len(right):
+            out += on_page
+            continue
+        left = [ln for ln in on_page if ln.column == 0]
+        for ln in right:
+            overlap = [(min(ln.bottom, o.bottom) - max(ln.top, o.top), o) for o in left]
+            best = max(overlap, key=lambda x: x[0], default=(0, None))
+            if best[1] is not None and best[0] >= 0.5 * min(ln.bottom - ln.top, best[1].bottom - best[1].top):
+                o = best[1]
+                order = sorted(range(len(o.words) + len(ln.words)), key=lambda k: (o.lefts + ln.lefts)[k])
+                merged = [(o.words + ln.words)[k] for k in order], [(o.lefts + ln.lefts)[k] for k in order], \
+                    [(o.rights + ln.rights)[k] for k in order]
+                o.words, o.lefts, o.rights = merged
+                o.right, o.bottom, o.confs = max(o.right, ln.right), max(o.bottom, ln.bottom), o.confs + ln.confs
+            else:
+                ln.column = 0
+                left.append(ln)
+        out += left
+    return out
 
 
 def drop_running_lines(lines: list[TextLine], words: pd.DataFrame, settings: ReaderSettings,
@@ -104,7 +193,7 @@ def is_percent(token: str) -> bool:
 def leading_noise(word: str) -> bool:
     """A marker, numbering, bullet or percentage in front of a line's text (not the word `I`, which
     OCR would also read as a percentage of 1)."""
-    return bool(MARKER.match(word) or NUMBERING.match(word) or BULLET.match(word)
+    return bool(MARKER.match(word) or NUMBERING.match(word) or BULLET.match(word) or SPECK.match(word)
                 or (is_percent(word) and any(ch.isdigit() or ch == "<" for ch in word)))
 
 
@@ -113,9 +202,15 @@ def text_words(ln: TextLine) -> list[str]:
     words = list(ln.words)
     while words and leading_noise(words[0]):
         words = words[1:]
-    while words and is_percent(words[-1]):
-        words = words[:-1]
-    return words
+    end = len(words)  # percentages at the end, with OCR's look-alikes among them (`65 31 3 i`)
+    while end and (is_percent(words[end - 1]) or len(words[end - 1]) <= 3 and set(words[end - 1]) <= NUMBERISH
+                   and (len(words[end - 1]) <= 2 or any(ch.isdigit() for ch in words[end - 1]))):
+        end -= 1
+    if not any(ch.isdigit() for w in words[end:] for ch in w):  # no number among them: `I` is a word
+        end = len(words)
+        while end and is_percent(words[end - 1]):
+            end -= 1
+    return words[:end]
 
 
 def content_words(ln: TextLine) -> list[str]:
@@ -130,3 +225,11 @@ def is_table_header(ln: TextLine) -> bool:
                 for w in ln.words)
     numbers = all(is_percent(w) or not any(ch.isalpha() for ch in w) for w in ln.words)
     return numbers or (short and years >= max(1, len(ln.words) // 3))
+
+
+def line_pitch(lines: list[TextLine]) -> float:
+    """The usual distance from one line's top to the next's in a text column (the leading): the
+    median over neighbouring lines of one page and column, so a line OCR lost shows as a gap."""
+    steps = sorted(b.top - a.top for a, b in zip(lines, lines[1:])
+                   if a.page == b.page and a.column == b.column and b.top > a.top)
+    return float(steps[len(steps) // 2]) if steps else 0.0

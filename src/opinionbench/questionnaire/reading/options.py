@@ -5,11 +5,12 @@ percentage columns is this wave's."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
-from opinionbench.questionnaire.reading.lines import BULLET, MARKER, TextLine, content_words, is_percent, leading_noise
+from opinionbench.questionnaire.reading.lines import (BULLET, MARKER, SPECK, TextLine, content_words, is_percent,
+                                                      leading_noise)
 from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.segment import parse_percent
 from opinionbench.questionnaire.text import ocr_fold
@@ -28,18 +29,22 @@ def label_match(label: str, lines: list[TextLine], j: int, settings: ReaderSetti
     want = ocr_fold(label)
     own = {w.strip(".,()") for w in label.lower().split()}  # as printed: `I` is a word, `1` a percentage
     own_folded = {w.strip(".,()") for w in want.split()}  # `—` for `-`
+    label_digits = any(ch.isdigit() for ch in label)
     best = (0.0, 0, "")
     words: list[str] = []
     for m in range(settings.max_label_lines):
         if j + m >= len(lines):
             break
         ln = lines[j + m]
-        if m and leading_noise(ln.words[0]) and ln.words[0].lower().strip(".,()") not in own:
+        lead = next((w for w in ln.words if not SPECK.match(w)), "")  # past OCR's specks (`. _ providing`)
+        if m and lead and leading_noise(lead) and lead.lower().strip(".,()") not in own:
             break  # the next option's line
         split = [part for w in ln.words for part in (GLUED_DASH.match(w).groups() if GLUED_DASH.match(w) else (w,))]
         words = words + [w for w in split if w.lower().strip(".,()") in own
                          or not any(ch.isdigit() for ch in w) and ocr_fold(w).strip(".,()") in own_folded
-                         or not is_percent(w) and any(ch.isalpha() for ch in w)]  # not `=30`
+                         or not is_percent(w) and any(ch.isalpha() for ch in w)
+                         and (label_digits or len(w) > 3 or not any(ch.isdigit() for ch in w))]
+        # not `=30`, nor a percentage OCR read with a letter (`s4`, `1S`) in a label without digits
         # the best run of words: markers and OCR noise may sit at either end
         for a in range(min(3, len(words))):
             for b in range(a + 1, len(words) + 1):
@@ -130,10 +135,13 @@ class Found:
     percents: list[list[str]]
     first: int  # index of the first option line (len(region) when none)
     last: int
+    labels: list[int] = field(default_factory=list)  # which codebook label each option is
 
 
-def find_options(labels: list[str], region: list[TextLine], settings: ReaderSettings) -> Found:
-    """Codebook labels located in order in the region's lines (a monotone alignment)."""
+def find_options(labels: list[str], region: list[TextLine], settings: ReaderSettings, pitch: float = 0.0,
+                 above: TextLine | None = None) -> Found:
+    """Codebook labels located in order in the region's lines (a monotone alignment); with the
+    page's line `pitch`, labels of lines OCR lost between two found ones (`fill_lost_lines`)."""
     n, m = len(labels), len(region)
     table = [[label_match(label, region, j, settings) for j in range(m)] for label in labels]
     # best[k][j]: best total for labels k.. using lines j..
@@ -160,10 +168,49 @@ def find_options(labels: list[str], region: list[TextLine], settings: ReaderSett
         else:
             k += 1
     fill_gaps(placed, labels, region)
-    order = sorted(placed)
-    rows = [placed[k][0] for k in order]
-    return Found([placed[k][1] for k in order], [percents_of(region[placed[k][0]], placed[k][1]) for k in order],
-                 rows[0] if rows else m, rows[-1] if rows else -1)
+    lost = fill_lost_lines(placed, labels, region, pitch, above)
+    order = sorted(set(placed) | set(lost))
+    rows = [placed[k][0] for k in order if k in placed]
+    return Found([placed[k][1] if k in placed else lost[k] for k in order],
+                 [percents_of(region[placed[k][0]], placed[k][1]) if k in placed else [] for k in order],
+                 rows[0] if rows else m, rows[-1] if rows else -1, order)
+
+
+LOST_LINE_TOLERANCE = 0.3  # of the pitch: how far a gap may be from a whole number of lines
+
+
+def fill_lost_lines(placed: dict[int, tuple[int, str, int]], labels: list[str], region: list[TextLine],
+                    pitch: float, above: TextLine | None = None) -> dict[int, str]:
+    """Labels printed on lines OCR lost entirely (a short line under heavy blur): between two found
+    options with no line read between them, on one page and column, a gap of exactly as many
+    missing line pitches as labels are missing there stands for those codebook labels."""
+    out: dict[int, str] = {}
+    if pitch <= 0:
+        return out
+    found = sorted(placed)
+    for a, b in zip(found, found[1:]):
+        if b - a < 2:
+            continue
+        j0, _, used = placed[a]
+        j1 = placed[b][0]
+        last, nxt = region[j0 + used - 1], region[j1]
+        if j0 + used != j1 or last.page != nxt.page or last.column != nxt.column:
+            continue
+        lines = (nxt.top - last.top) / pitch - 1
+        if abs(lines - (b - a - 1)) <= LOST_LINE_TOLERANCE:
+            out.update({k: labels[k] for k in range(a + 1, b)})
+    first = found[0] if found else 0
+    if first:  # the first labels lost, right below the wording (which may stand a little apart)
+        j = placed[first][0]
+        prev = region[j - 1] if j else above
+        if prev is not None and prev.page == region[j].page and prev.column == region[j].column:
+            lines = (region[j].top - prev.top) / pitch - 1
+            if first - LOST_LINE_TOLERANCE <= lines <= first + LOST_LINE_TOLERANCE + WORDING_GAP_PITCHES:
+                out.update({k: labels[k] for k in range(first)})
+    return out
+
+
+WORDING_GAP_PITCHES = 0.7  # extra space a layout may leave between a question's wording and its options
 
 
 GLUED_DASH = re.compile(r"^(\d{1,2})([-–—])$")  # `0-` of `0 - Worst possible life`
@@ -175,7 +222,31 @@ def _unmarked(text: str, label: str) -> str:
     text = text.lstrip(BULLET_CHARS).strip()
     if GLUED_MARKER.match(text) and not GLUED_MARKER.match(label):
         text = GLUED_MARKER.sub("", text)
-    return text
+    first = text.split(" ", 1)
+    if len(first) == 2 and MARKER.match(first[0]) and not MARKER.match(label.split(" ", 1)[0]):
+        text = first[1]  # `b. Somewhat good`: the marker OCR kept in the label's run
+    return _without_specks(text, label)
+
+
+SPECK_WORD_CHARS = 3
+
+
+def _without_specks(text: str, label: str) -> str:
+    """The label without short words the label does not have, where leaving them out makes it read
+    more like the label: speckle OCR read as words inside a label (`... all over the Co world`)."""
+    own = {ocr_fold(w).strip(".,()") for w in label.split()}
+    want = ocr_fold(label)
+    words = text.split()
+    k = 0
+    while k < len(words):
+        w = words[k]
+        if len(w.strip(".,()")) <= SPECK_WORD_CHARS and ocr_fold(w).strip(".,()") not in own:
+            rest = words[:k] + words[k + 1:]
+            if rest and fuzz.ratio(ocr_fold(" ".join(rest)), want) > fuzz.ratio(ocr_fold(" ".join(words)), want):
+                words = rest
+                continue
+        k += 1
+    return " ".join(words)
 
 
 def fill_gaps(placed: dict[int, tuple[int, str, int]], labels: list[str], region: list[TextLine]) -> None:

@@ -46,7 +46,11 @@ def table_row(lines: list[TextLine], i: int, labels: list[str]) -> tuple[list[st
         for w, m in zip(ln.words, mids(ln)):
             if any(ch.isalnum() for ch in w):  # not OCR's `==»` specks between the heads
                 heads[min(range(len(centres)), key=lambda c: abs(centres[c] - m))].append(w)
-    return [" ".join(h) for h in heads], [_value(w) or "" for _, _, w in cells], j + 1
+    texts = [" ".join(h) for h in heads]
+    by_label = header_labels(lines[j + 1:header_end + 1], labels)  # wrapped heads set close together
+    if [k for k, _ in by_label] == list(range(len(labels))):  # interleave: each label's own words, if all are there
+        texts = [h for _, h in by_label]
+    return texts, [_value(w) or "" for _, _, w in cells], j + 1
 
 
 ROW_MISSING_CELLS = 2  # cells of a row above that OCR may have lost or merged
@@ -102,18 +106,19 @@ def find_stem(lines: list[TextLine], lo: int, hi: int, stem: str, max_lines: int
 
 
 HEAD_WORD_MIN_RATIO = 75.0
-HEAD_LABEL_MIN_SHARE = 0.8
+HEAD_LABEL_MIN_SHARE = 0.5
 
 
-def header_labels(head_lines: list[TextLine], labels: list[str]) -> list[str]:
+def header_labels(head_lines: list[TextLine], labels: list[str]) -> list[tuple[int, str]]:
     """Option labels printed as a table's column heads without percentages below them (so no
     column positions to go by): each codebook label whose words are (nearly all) among the head
-    words, in codebook order, spelled as OCR read them."""
+    words, in codebook order, spelled as OCR read them; with the label's index. Words of one or
+    two letters need not be found: OCR glues them to a neighbour (`Nota problem`, `Alot`)."""
     pool = [w for ln in head_lines for w in ln.words]
     used = [False] * len(pool)
     out = []
-    for label in labels:
-        got = []
+    for n, label in enumerate(labels):
+        got, long_got = [], 0
         for word in label.split():
             scores = [(fuzz.ratio(ocr_fold(word), ocr_fold(p)), -k) for k, p in enumerate(pool) if not used[k]]
             score, k = max(scores, default=(0.0, 1))  # ties: the first one printed
@@ -121,9 +126,14 @@ def header_labels(head_lines: list[TextLine], labels: list[str]) -> list[str]:
             if score >= HEAD_WORD_MIN_RATIO:
                 used[k] = True
                 got.append(pool[k])
-        if label.split() and len(got) >= HEAD_LABEL_MIN_SHARE * len(label.split()):
-            out.append(" ".join(got))
+                long_got += len(word) > SHORT_WORD_CHARS
+        long_words = [w for w in label.split() if len(w) > SHORT_WORD_CHARS] or label.split()
+        if long_words and (long_got or len(got)) >= HEAD_LABEL_MIN_SHARE * len(long_words):
+            out.append((n, " ".join(got)))
     return out
+
+
+SHORT_WORD_CHARS = 2
 
 
 def row_words(row: TextLine) -> list[str]:

@@ -1,0 +1,133 @@
+"""KV caches for the `hf` backend's batched paths that grow in place instead of by copying.
+
+Why: transformers' `DynamicLayer.update` concatenates each step's keys and values onto the
+whole cache, so every decoding step copies every row's cache (32 rows x ~140 tokens x 30
+layers: ~200 MB a step for SmolLM2-135M), and a fresh allocation of that size pays page faults
+on top. On the 2-core CPU this copying was a third of the time of `sequence` sampling and most
+of a `verbalized` step. Here each layer's keys and values are views of buffers with room to
+spare: a step writes its columns in place, a buffer grows (doubling) only when full, and a
+batch's cache is assembled from its rows' prefix caches with one copy.
+
+The numbers do not move: attention reads the same keys and values (a strided view instead of
+a fresh tensor), so results are bit-for-bit those of the plain cache.
+
+Only for models whose every layer is a plain full-attention `DynamicLayer` (Llama-like: the
+embedded SmolLM2); others (sliding-window, hybrid) keep transformers' own layers (`growable`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+if TYPE_CHECKING:
+    import torch
+
+
+class GrowingLayer(DynamicLayer):
+    """A `DynamicLayer` whose `keys`/`values` are the first `length` columns of larger buffers."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        super().__init__()
+        self._keys, self._values, self.length = keys, values, length
+        self.device, self.is_initialized = keys.device, True
+        self._view()
+
+    def _view(self) -> None:
+        self.keys = self._keys[:, :, :self.length]
+        self.values = self._values[:, :, :self.length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        n = key_states.shape[-2]
+        if self.length + n > self._keys.shape[2]:
+            self._grow(self.length + n)
+        self._keys[:, :, self.length:self.length + n] = key_states
+        self._values[:, :, self.length:self.length + n] = value_states
+        self.length += n
+        self._view()
+        return self.keys, self.values
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, 2 * self._keys.shape[2])
+        keys, values = (buffer.new_zeros((*buffer.shape[:2], capacity, buffer.shape[3]))
+                        for buffer in (self._keys, self._values))
+        keys[:, :, :self.length] = self.keys
+        values[:, :, :self.length] = self.values
+        self._keys, self._values = keys, values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows at `indices` (a row given k times is repeated): one gather of the filled columns."""
+        self._keys, self._values = self._keys[indices], self._values[indices]
+        self._view()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._keys = self._keys.repeat_interleave(repeats, dim=0)
+        self._values = self._values.repeat_interleave(repeats, dim=0)
+        self._view()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError("GrowingLayer.crop takes a negative count of columns to drop")
+        self.length -= abs(tokens_to_remove)
+        self._view()
+
+    def reset(self) -> None:
+        self.length = 0
+        self._view()
+
+
+def growable(config: Any) -> bool:
+    """Whether the model's cache is all plain full-attention layers (the ones `GrowingLayer` replaces)."""
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=config).layers)
+
+
+def stacked_cache(config: Any, caches: Sequence[Any], masks: Sequence[torch.Tensor], spare: int,
+                  dtype: torch.dtype) -> DynamicCache:
+    """One cache of growing layers for the rows of several caches of different widths (None: no
+    tokens yet), each right-aligned in the widest with the columns before it zero (masked by
+    `masks`, each cache's [rows, width]), and `spare` empty columns after, written in one copy."""
+    import torch
+
+    width = max(m.shape[1] for m in masks)
+    rows = sum(m.shape[0] for m in masks)
+    heads = config.num_key_value_heads
+    dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    layers = []
+    for j in range(len(DynamicCache(config=config).layers)):
+        keys = torch.zeros((rows, heads, width + spare, dim), dtype=dtype)
+        values = torch.zeros((rows, heads, width + spare, dim), dtype=dtype)
+        start = 0
+        for cache, m in zip(caches, masks):
+            n, w = m.shape
+            if cache is not None and w:
+                keys[start:start + n, :, width - w:width] = cache.layers[j].keys
+                values[start:start + n, :, width - w:width] = cache.layers[j].values
+            start += n
+        layers.append(GrowingLayer(keys, values, width))
+    return _cache_of(config, layers)
+
+
+def expanded_cache(config: Any, prefix: Any, rows: int, spare: int) -> DynamicCache:
+    """A one-row prefix cache repeated over `rows` rows with `spare` empty columns after it, one copy
+    (instead of a deep copy, a repeat and the first step's concatenation)."""
+    layers = []
+    for layer in prefix.layers:
+        n, heads, width, dim = layer.keys.shape
+        keys = layer.keys.new_empty((rows, heads, width + spare, dim))
+        values = layer.values.new_empty((rows, heads, width + spare, dim))
+        keys[:, :, :width] = layer.keys
+        values[:, :, :width] = layer.values
+        layers.append(GrowingLayer(keys, values, width))
+    return _cache_of(config, layers)
+
+
+def _cache_of(config: Any, layers: list[GrowingLayer]) -> DynamicCache:
+    cache = DynamicCache(config=config)
+    cache.layers = layers
+    return cache
