@@ -35,6 +35,7 @@ import re
 
 import pandas as pd
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
 
 from opinionbench.questionnaire.correct.base import Hint
 from opinionbench.questionnaire.layout import ROUTING, fold_code, printed_code, routing_of
@@ -285,15 +286,19 @@ LOST_NUMBERING = re.compile(r"^[qQ]\S{0,4}[.:]$")  # a question number OCR misre
 def trim_specks(words: list[str], question: str) -> list[str]:
     """The wording without short tokens at either end that are no word of the codebook wording:
     a check box, blur or speckle read as `Oe`, `ce`, `oo,`, a question number read as `Q?.`."""
-    own = {w.strip(".,;:?!()[]\"'") for w in ocr_fold(question).split()}
+    wording = [w.strip(".,;:?!()[]\"'") for w in ocr_fold(question).split()]
+    own = set(wording)
 
-    def speck(w: str) -> bool:
+    def speck(w: str, end_word: str) -> bool:
         short = len(w) <= SPECK_CHARS or bool(LOST_NUMBERING.match(w))
-        return short and ocr_fold(w).strip(".,;:?!()[]\"'") not in own
+        bare = ocr_fold(w).strip(".,;:?!()[]\"'")
+        # the wording's own first/last word misread (`{f` for `If`) is wording, not a speck
+        misread = len(bare) >= 2 and Levenshtein.distance(bare.lower(), end_word.lower()) <= 1
+        return short and bare not in own and not misread
 
-    while words and speck(words[0]):
+    while words and wording and speck(words[0], wording[0]):
         words = words[1:]
-    while words and speck(words[-1]):
+    while words and wording and speck(words[-1], wording[-1]):
         words = words[:-1]
     return words
 
