@@ -9,20 +9,24 @@
 #                                  made by `make label-studio-server`
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VERSION=1.23.2
+VERSION=1.23.2  # must equal the label-studio pin of scripts/label-studio-requirements.txt
+PINS=scripts/label-studio-requirements.txt
 VENV=.venv-label-studio
 stamp=$VENV/.opinionbench-label-studio
-if [ "$(cat "$stamp" 2>/dev/null)" != "$VERSION" ]; then
+want="$VERSION $(sha256sum "$PINS" | cut -c1-16)"
+grep -qx "label-studio==$VERSION" "$PINS" || { echo "setup_label_studio: $PINS does not pin label-studio==$VERSION" >&2; exit 1; }
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   PY=${PYTHON:-python3}
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q "label-studio==$VERSION"
+  # every dependency pinned (its own pins are ranges: a new sentry-sdk major once broke its start-up)
+  "$VENV/bin/pip" install -q -r "$PINS"
   rm -rf "$VENV/template"
   mkdir -p "$VENV/template"
   # Django's migrations on an empty SQLite database, once (a minute or more); no user, no project.
   # (Every label-studio command migrates its data directory first; `version` does nothing else.)
   LABEL_STUDIO_BASE_DATA_DIR="$PWD/$VENV/template" "$VENV/bin/label-studio" --data-dir "$PWD/$VENV/template" \
     version > "$VENV/template.log" 2>&1 || { tail -20 "$VENV/template.log" >&2; exit 1; }
-  echo "$VERSION" > "$stamp"
+  echo "$want" > "$stamp"
 fi
 echo "setup: ready ($VENV: label-studio $VERSION)"
