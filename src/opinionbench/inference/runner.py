@@ -123,7 +123,6 @@ class InferenceRun:
         self.max_attempts = max_attempts
         self.knobs = dict(knobs or {})  # the run's other settings (steering, sample), recorded with the predictions
         self._settings_key = settings.request_key(method, settings_classes())  # part of every request hash
-        self._template_hashes: dict[tuple[str, ...], str] = {}  # by the steering's templates: few per table
 
     # -- what a cell asks -------------------------------------------------------------------
     def item(self, cell: Cell) -> Item:
@@ -145,11 +144,7 @@ class InferenceRun:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
     def template_hash(self, item: Item) -> str:
-        names = (*item.context.templates, *self.method.templates)
-        digest = self._template_hashes.get(names)
-        if digest is None:  # hashing the templates' text for every row cost more than the row's request
-            digest = self._template_hashes[names] = templates_hash(*names)
-        return digest
+        return templates_hash(*item.context.templates, *self.method.templates)  # cached: per row, cheap
 
     # -- the run ----------------------------------------------------------------------------
     def _load_parts(self) -> dict[str, dict]:

@@ -41,8 +41,8 @@ from opinionbench.questionnaire.correct.base import Hint
 from opinionbench.questionnaire.layout import ROUTING, fold_code, printed_code, routing_of
 from opinionbench.questionnaire.reading.anchors import EXACT_CODE_WEIGHT, Target, anchor_scores, choose_anchors, targets
 from opinionbench.questionnaire.reading.identity import identities, item_printed, rival
-from opinionbench.questionnaire.reading.lines import (TextLine, content_words, is_percent, is_table_header, line_pitch,
-                                                      read_lines, text_words)
+from opinionbench.questionnaire.reading.lines import (SPECK_CHARS, TextLine, content_words, is_percent, is_table_header,
+                                                      line_pitch, read_lines, text_words)
 from opinionbench.questionnaire.reading.options import column_choice, find_options
 from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.reading.tables import find_stem, header_labels, row_words, stem_text, table_row
@@ -279,7 +279,6 @@ def wording_words(lines: list[list[str]], question: str) -> list[str]:
     return kept
 
 
-SPECK_CHARS = 3
 LOST_NUMBERING = re.compile(r"^[qQ]\S{0,4}[.:]$")  # a question number OCR misread (`Qié.`, `Qti7.`)
 
 

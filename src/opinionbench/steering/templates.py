@@ -33,6 +33,7 @@ def fill(name: str, **fields: object) -> str:
         raise TemplateError(f"steering/templates/{name}: field {exc} is not provided") from None
 
 
+@cache  # `template` is cached too, so a name list has one hash per process; the runner asks per row
 def templates_hash(*names: str) -> str:
     """Short sha256 over the named templates' bytes (and names): changes when any of them is edited."""
     h = hashlib.sha256()

@@ -19,6 +19,7 @@ NUMBERING = re.compile(r"^[qQ]?Q\.?[?]?[\dOoIlizZsS|!]{1,4}[a-z]?[.:,]$|^Q\.?\d{
 BULLET = re.compile(r"^[•*«»·o°e©®\u25a1\u2610\[\]|_-]{1,3}$")  # a bullet or check box as OCR reads it
 PAGE_NUMBER = re.compile(r"^(page\s*)?[-–]?\s*\d{1,4}\s*[-–]?(\s*of\s*\d{1,4})?$", re.IGNORECASE)
 SPECK = re.compile(r"^[^\w\s]{1,3}$|^[^\w\s][.)]$")  # `_`, `:`, `‘`, `£.` (a marker OCR misread): no letters
+SPECK_CHARS = 3  # a token this short that the codebook text lacks may be speckle OCR read as a word
 LOOKALIKE_DIGITS = set("iIlL|oOsSzZ§$")  # what OCR reads for a digit
 NUMBERISH = LOOKALIKE_DIGITS | set("0123456789?%<>")  # a percentage as OCR may read it (`$7`, `4?`, `§2`)
 MONTH = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*[.,]?$", re.IGNORECASE)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
-from opinionbench.questionnaire.reading.lines import (BULLET, MARKER, SPECK, TextLine, content_words, is_percent,
-                                                      leading_noise)
+from opinionbench.questionnaire.reading.lines import (BULLET, MARKER, SPECK, SPECK_CHARS, TextLine, content_words,
+                                                      is_percent, leading_noise)
 from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.segment import parse_percent
 from opinionbench.questionnaire.text import ocr_fold
@@ -228,8 +228,6 @@ def _unmarked(text: str, label: str) -> str:
     return _without_specks(text, label)
 
 
-SPECK_WORD_CHARS = 3
-
 
 def _without_specks(text: str, label: str) -> str:
     """The label without short words the label does not have, where leaving them out makes it read
@@ -240,7 +238,7 @@ def _without_specks(text: str, label: str) -> str:
     k = 0
     while k < len(words):
         w = words[k]
-        if len(w.strip(".,()")) <= SPECK_WORD_CHARS and ocr_fold(w).strip(".,()") not in own:
+        if len(w.strip(".,()")) <= SPECK_CHARS and ocr_fold(w).strip(".,()") not in own:
             rest = words[:k] + words[k + 1:]
             if rest and fuzz.ratio(ocr_fold(" ".join(rest)), want) > fuzz.ratio(ocr_fold(" ".join(words)), want):
                 words = rest
