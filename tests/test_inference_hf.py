@@ -262,6 +262,44 @@ def test_caches_written_in_place_give_the_plain_cache_numbers_bit_for_bit(smollm
     assert grown_replies == plain_replies
 
 
+def test_attention_on_the_cache_own_key_value_heads_gives_the_repeated_heads_numbers_bit_for_bit(
+        smollm2, sample, two_qkeys):
+    """hf_cache.grouped_attention only skips transformers' copy of the keys and values over the
+    query heads: prompts on shared prefixes (padded) and a step of chunks of three lengths give
+    the same hidden states bit for bit, so no reply changes."""
+    import torch
+
+    from opinionbench.models import hf_decode
+
+    prompts = [r.prompt for r in _generation_requests(sample, two_qkeys)]
+    encoded = [smollm2.encode(p) for p in prompts]
+
+    def hidden(grouped: bool) -> torch.Tensor:
+        with torch.inference_mode():
+            decoder = hf_decode._Decoder(smollm2, hf_decode._SharedPrefixes(smollm2, prompts, encoded))
+            decoder.grouped = grouped
+            rows = decoder._start(list(range(len(prompts))), [[] for _ in prompts])
+            decoder._feed(rows, [[smollm2.pad_id] * (1 + i % 3) for i in range(len(prompts))])
+            return rows.hidden
+
+    assert torch.equal(hidden(True), hidden(False))
+
+
+def test_samples_with_the_same_tokens_so_far_are_decoded_on_one_row():
+    """A sampled request's n samples share a row while their tokens agree: the next step runs one
+    row per distinct (row, token), and an ended sample reads a row of its request (its draw is
+    dropped) so each draw still sees n rows."""
+    from opinionbench.models.hf_decode import _next_rows
+
+    owner = [0, 0, 0, 0, 1, 1, 2]  # request of each sample; request 2 is done
+    slot = [0, 0, 0, 0, 1, 1, 2]  # each request's prompt row
+    chosen = {0: 5, 1: 5, 2: 7, 3: 2, 4: 9, 5: 9}
+    ended = [False, False, False, True, False, False, True]  # sample 3 chose the end token
+    new, parents, fed = _next_rows(owner, slot, chosen, ended, pending={0, 1})
+    assert (parents, fed) == ([0, 0, 1], [5, 7, 9])
+    assert new[:6] == [0, 0, 1, 0, 2, 2]
+
+
 def test_a_rerun_reuses_what_was_computed_and_computes_only_new_cells(smollm2, sample, tmp_path):
     questions, _ = sample
     three = sample_questions(questions, 3, seed=1)

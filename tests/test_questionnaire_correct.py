@@ -126,6 +126,24 @@ def test_ocr_code_misread_is_matched_to_the_codebook():
     assert frame.iloc[0]["qkey"] == "GUNLAWS_W1" and frame.iloc[0]["qcode_ocr"] == "GUNLAVVS"
 
 
+def _options(ocr: list[str], labels: list[str]) -> list[str]:
+    hint = Hint("Q", "How much?", labels)
+    return make_backend("codebook").correct(_block(wording="How much?", options=ocr), hint).options
+
+
+def test_codebook_labels_fix_digit_look_alikes_scale_marks_and_garbled_labels():
+    years = ["Less than 5 years", "5 years or more"]
+    assert _options(["Less than S years", "S years or more"], years) == years  # `S` is how OCR reads a 5
+    ladder = ["0 - Worst possible life", "1", "2", "3", "4 - Best possible life"]
+    # only a scale point's marks differ; a bare scale point is its place, however OCR read it
+    assert _options(["0 O Worst possible life", "20021", "2", "NM 2aq@", "4 Q- Best possible life"], ladder) == ladder
+    pressure = ["A lot of pressure", "Some pressure", "Not too much pressure", "No pressure at all"]
+    # garbled, yet nearer its own label than any other; or cut short of its last words by a lost line
+    assert _options(["A lot of pressure", "Some pressure", "Nevtoo cnurh pressure", "No pressure"], pressure) == pressure
+    # a label with more words than the codebook's may be questionnaire text: kept
+    assert _options(["Some pressure", "Nevtoo cnurh pressure today"], pressure)[1] == "Nevtoo cnurh pressure today"
+
+
 def test_topline_reconciliation_flags_a_mismatch_beyond_rounding():
     assert reconcile(["59", "40"], [0.6, 0.4], 0.01).ok  # 59.4 and 39.6 of all respondents
     bad = reconcile(["66", "33"], [0.6, 0.4], 0.01)

@@ -134,3 +134,45 @@ def test_blank_page_and_page_without_questions_warn_but_others_go_on(tmp_path, s
     assert any("page 2: blank page" in m for m in messages), messages
     assert any("page 3: no questions found" in m for m in messages), messages
     assert [b.qcode for b in blocks] == ["ECONRATE", "GOVSIZE", "CLIMATE"]
+
+
+def _token_recall(words, truth_text: str) -> float:
+    """Share of the printed words (as a multiset) that OCR read exactly."""
+    from collections import Counter
+
+    truth, got = Counter(truth_text.split()), Counter(words["text"])
+    return sum((got & truth).values()) / sum(truth.values())
+
+
+def test_crisp_scans_keep_the_global_threshold():
+    """The committed sample (a 200-dpi scan) is not faint: its OCR takes the unchanged Otsu path."""
+    from pdf2image import convert_from_path
+
+    from opinionbench.questionnaire.ocr import deskew, ink_level
+
+    levels = [ink_level(deskew(page)) for page in convert_from_path(str(SAMPLE_PDF), dpi=200, grayscale=True)]
+    assert max(levels) <= OcrSettings().faint_ink, levels
+
+
+def test_faint_low_resolution_scan_is_thresholded_locally(tmp_path, sample_sav):
+    """A 9-point serif page scanned at 150 dpi with heavy blur (random layout 1020's draw) has grey
+    ink; read with tesseract's local (Sauvola) threshold it keeps far more of its words than with
+    Otsu's global one, which fills the thin strokes in."""
+    from pdf2image import convert_from_path
+    from pypdf import PdfReader
+
+    from opinionbench.questionnaire.ocr import deskew, ink_level, ocr_page
+    from opinionbench.questionnaire.random_style import draw_style
+    from opinionbench.questionnaire.render import scan_pdf
+
+    _, scan, dims = draw_style(1020)
+    assert (dims["dpi"], dims["size"], dims["blur"], dims["font"]) == ("150", "9.0", "heavy", "Times-Roman")
+    clean, scanned = tmp_path / "clean.pdf", tmp_path / "scanned.pdf"
+    render_wave_questionnaire(sample_sav, clean, scanned=False, style="random", seed=1020, max_questions=4)
+    scan_pdf(clean, scanned, seed=1020, scan=scan)
+    truth = PdfReader(str(clean)).pages[0].extract_text()
+    page = convert_from_path(str(scanned), dpi=200, first_page=1, last_page=1, grayscale=True)[0]
+    assert ink_level(deskew(page)) > OcrSettings().faint_ink
+    local = _token_recall(ocr_page(scanned, 1, OcrSettings()), truth)
+    global_otsu = _token_recall(ocr_page(scanned, 1, OcrSettings(faint_ink=255)), truth)
+    assert local >= 0.8 and local >= global_otsu + 0.1, (local, global_otsu)

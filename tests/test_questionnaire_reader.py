@@ -11,9 +11,11 @@ from PIL import Image, ImageDraw
 from opinionbench.questionnaire.correct.base import Hint
 from opinionbench.questionnaire.ocr import text_columns
 from opinionbench.questionnaire.pipeline import read_blocks_of, read_questionnaire
-from opinionbench.questionnaire.reader import ReaderSettings
-from opinionbench.questionnaire.reading.anchors import choose_anchors, targets
-from opinionbench.questionnaire.reading.lines import TextLine, drop_running_lines, read_lines
+from opinionbench.questionnaire.reader import ReaderSettings, drop_code
+from opinionbench.questionnaire.reading.anchors import anchor_scores, choose_anchors, code_key, targets
+from opinionbench.questionnaire.reading.identity import identities, rival
+from opinionbench.questionnaire.reading.lines import (TextLine, drop_running_lines, read_lines, rejoin_cut_lines,
+                                                      rejoin_cut_tables)
 from opinionbench.questionnaire.reading.options import number_label_match, percents_of
 from opinionbench.questionnaire.render import render_wave_questionnaire
 from opinionbench.questionnaire.styles import STYLES, style_named
@@ -142,3 +144,88 @@ def test_without_a_codebook_the_layout_rules_read_our_own_topline(sample_sav, tm
 def test_an_unknown_style_is_one_clear_line():
     with pytest.raises(ValueError, match="questionnaire style 'fancy' is unknown; known: topline.*random"):
         style_named("fancy")
+
+
+def _placed(text: str, column: int, left: int, top: int, step: int = 100) -> TextLine:
+    words = text.split()
+    lefts = [left + step * k for k in range(len(words))]
+    rights = [x + step - 10 for x in lefts]
+    return TextLine(page=1, column=column, top=top, bottom=top + 30, left=lefts[0], right=rights[-1], words=words,
+                    lefts=lefts, rights=rights, confs=[90.0] * len(words))
+
+
+def test_a_line_cut_at_a_false_gutter_is_joined_and_a_real_second_column_is_not():
+    # a one-column page whose two long lines OCR cut in two, the first through a word (`OFFI|CES`)
+    left = [_placed("do you think women in HIGH POLITICAL OFFI", 0, 100, 400, step=100),
+            _placed("Standing up for what they believe in, despite", 0, 100, 900, step=100)]
+    left[0].rights[-1] = left[0].right = 890
+    right = [_placed("CES are better at each of the following?", 1, 890, 402),
+             _placed("political pressure", 1, 900, 901)]
+    joined = rejoin_cut_lines(left + right)
+    assert [ln.text for ln in joined] == ["do you think women in HIGH POLITICAL OFFICES are better at each of the "
+                                          "following?", "Standing up for what they believe in, despite political pressure"]
+    # a real second column: its lines have no left-hand line ending a word gap before them
+    columns = [_placed("Left column words", 0, 100, 400 + 50 * k) for k in range(6)] + \
+              [_placed("Right column words here", 1, 900, 400 + 50 * k) for k in range(6)]
+    assert len(rejoin_cut_lines(columns)) == 12
+
+
+def test_sibling_questions_are_told_apart_by_their_own_words_numbers_included():
+    stem = "In general, how do you think each of the following impacts a {}’S chances? Being ambitious"
+    options = ["Helps", "Hurts"]
+    hints = {"TRAITM": Hint("TRAITM", stem.format("MAN"), options, []),
+             "TRAITW": Hint("TRAITW", stem.format("WOMAN"), options, []),
+             "GUNKIDS": Hint("GUNKIDS", "Gun owners WHO HAVE CHILDREN: how important is it to lock guns?",
+                             ["Important but not essential", "Not important"], []),
+             "GUNNOKIDS": Hint("GUNNOKIDS", "Gun owners who DO NOT HAVE CHILDREN: how important is it to lock guns?",
+                               ["Important but not essential", "Not important"], []),
+             "STAY_m1": Hint("STAY_m1", "REASSTAY mention 1", ["Near family", "Near friends"], []),
+             "STAY_m3": Hint("STAY_m3", "REASSTAY mention 3", ["Near family", "Near friends"], [])}
+    everyone = identities(hints)
+    own = {i.qcode: i for i in everyone}
+    # `woman's` is printed: the man's question is not, though `man's` is nearly spelled in it
+    assert rival(own["TRAITM"], everyone, stem.format("WOMAN"), options) == "TRAITW"
+    assert rival(own["TRAITW"], everyone, stem.format("WOMAN"), options) is None
+    # the same words in wording and options together (`not` is an option's word): the wordings decide
+    printed = "Gun owners who 00 NOT HAVE CHILDREN: how important is it to lock guns?"
+    assert rival(own["GUNKIDS"], everyone, printed, hints["GUNKIDS"].options) == "GUNNOKIDS"
+    assert rival(own["STAY_m1"], everyone, "REASSTAY mention 3", ["Near family"]) == "STAY_m3"
+
+
+def test_a_code_printed_twice_does_not_keep_its_misread_twin_from_its_own_line():
+    hints = {"COMMIMPE": Hint("COMMIMPE", "How important is it to live in a community with access to outdoor "
+                              "activities", ["Very", "Not"], []),
+             "COMMIMPF": Hint("COMMIMPF", "How important is it to live in a community where people know each "
+                              "other", ["Very", "Not"], [])}
+    lines = [_line("[COMMIMPF] How important is it to live in a community with access to outdoor activities", top=100),
+             _line("a. Very", top=150), _line("b. Not", top=200),
+             _line("[COMMIMPF] How important is it to live in a community where people know each other", top=300),
+             _line("a. Very", top=350), _line("b. Not", top=400)]
+    tgts = targets(hints)
+    chosen = choose_anchors(anchor_scores(lines, tgts, ReaderSettings()))
+    assert [c[0] if c else None for c in chosen] == [0, 3]
+    assert code_key("INEQS..j") == code_key("INEQ5_j")  # OCR reads an underscore as anything
+
+
+def test_a_printed_code_is_dropped_from_the_wording_but_not_the_words_after_it():
+    settings = ReaderSettings()
+    assert drop_code("[GAP21Q26_a] The U.S.".split(), "GAP21Q26_a", settings) == ["The", "U.S."]
+    assert drop_code("J OBTRAIN. Do you".split(), "JOBTRAIN", settings) == ["Do", "you"]
+    # a codebook wording that begins with its code's letters keeps them
+    assert drop_code("REASBACK mention }".split(), "REASBACK_m1", settings, "REASBACK mention 1") == \
+        ["REASBACK", "mention", "}"]
+
+
+def test_check_boxes_cut_off_as_a_column_are_joined_back_to_their_rows():
+    rows = [_placed(f"{letter}. Item number {k}", 0, 100, 400 + 50 * k) for k, letter in enumerate("abcdef")]
+    boxes = [_placed("oO QO Oo", 1, 1000, 402 + 50 * k) for k in range(6)]
+    joined = rejoin_cut_tables(rows + boxes)
+    assert len(joined) == 6 and joined[0].text == "a. Item number 0 oO QO Oo"
+
+
+def test_a_wording_is_found_behind_speckle_and_a_code_ocr_garbled_beyond_recognition():
+    hints = {"GOVSIZE1": Hint("GOVSIZE1", "If you had to choose, would you rather have...",
+                              ["A smaller government providing fewer services", "A bigger government"], [])}
+    lines = [_line("a eovstzzi. If you had to choose, would you rather have...", top=100),
+             _line("1. A smaller government providing fewer services", top=150), _line("2. A bigger government", top=200)]
+    assert choose_anchors(anchor_scores(lines, targets(hints), ReaderSettings())) == [(0, "wording")]

@@ -10,7 +10,10 @@ step's keys and values are written into the batch's cache in place (hf_cache.py:
 copies every row's whole cache each step, which cost more than the step's matmuls); the
 constrained JSON of `verbalized` (json_grammar.py) is followed per row, reading only the digit
 rows of the LM head; free text (`sequence`) picks each token as `model.generate` does
-(top_k=0, top_p=1), each sampled request drawing from its own seeded `torch.Generator`.
+(top_k=0, top_p=1), each sampled request drawing from its own seeded `torch.Generator`, and
+its n samples share one row of the cache for as long as their tokens agree (short answers
+mostly do: a batch of 4 requests x 8 samples runs 4 rows at its first step and ~17-20 at
+the next ones instead of 32); attention reads the cache's own key/value heads (hf_cache.py).
 
 Why not `model.generate` with a logits processor: it draws every sampled row from the global
 random stream (a request's samples would depend on its batch), it cannot feed a forced chunk
@@ -22,6 +25,7 @@ The tests and benchmarks check this against a plain reference that runs each pro
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -159,6 +163,7 @@ class _Decoder:
 
         self.backend, self.prefixes = backend, prefixes
         self.growing = hf_cache.growable(backend.model.config)  # caches written in place (hf_cache.py)
+        self.grouped = backend.device == "cpu"  # attention on the cache's own key/value heads (hf_cache.py)
 
     def constrained(self, requests: list[GenerationRequest], batch: list[int]) -> list[str]:
         """Verbalized JSON replies of a batch: every row follows its own `json_program`, all rows
@@ -195,44 +200,51 @@ class _Decoder:
             self._feed(rows, [chunks[k] if k in pending else [b.pad_id] for k in order])
 
     def free(self, requests: list[GenerationRequest], batch: list[int]) -> list[list[str]]:
-        """Free-text replies of a batch, greedy or sampled: each prompt runs once, a sampled
-        request's row is then repeated over its n samples; one token per row per step, chosen as
-        `model.generate` chooses it (`_next_tokens`), until each request's rows have all ended
-        (an end-of-sequence token) or reached its max_tokens."""
+        """Free-text replies of a batch, greedy or sampled: one token per sample per step, chosen as
+        `model.generate` chooses it (`_next_tokens`, each request's [n, vocab] draw at once), until
+        each request's samples have all ended (an end-of-sequence token) or reached its max_tokens.
+
+        Samples with the same tokens so far are the same row: each prompt runs once and its n
+        samples start on its one row; each step keeps one row per distinct (prompt, tokens so far)
+        (`_next_rows`) and runs the body and the 49k-row LM head on those only (the samples of a
+        short answer mostly agree, so a few rows instead of n), the logits then read back out
+        to the n samples. A draw reads every sample's row, ended ones included (their pick is
+        dropped), as `model.generate` does: the random stream is used alike whatever was picked."""
+        import torch
+
         b = self.backend
         rows = self._start(batch, [[] for _ in batch])
-        owner = [k for k, r in enumerate(requests) for _ in range(_rows_of(r))]
-        rows.select(owner)
+        owner = [k for k, r in enumerate(requests) for _ in range(_rows_of(r))]  # request of each sample
         generators = [_generator(r, b.device) for r in requests]
         eos = eos_ids(b)
         tokens: list[list[int]] = [[] for _ in owner]
         ended = [False] * len(owner)
-        order = list(range(len(owner)))  # the sample row (index into owner) of each row of `rows`
+        slot = list(owner)  # the row of `rows` each sample's next token is read from
         pending = set(range(len(requests)))
         step = 0
         while True:
             logits = b.head(rows.hidden).float()
-            chosen = [b.pad_id] * len(order)
-            for k, span in _spans([owner[row] for row in order]):
+            chosen: dict[int, int] = {}
+            for k, span in _spans(owner):
                 if k not in pending:
                     continue
-                picked = _next_tokens(logits[span], requests[k], generators[k]).tolist()
-                for i, token in zip(range(span.start, span.stop), picked):
-                    chosen[i] = token
-                    row = order[i]
-                    if not ended[row]:
-                        tokens[row].append(token)
-                        ended[row] = token in eos
-                if step + 1 >= requests[k].max_tokens or all(ended[order[i]] for i in range(span.start, span.stop)):
+                at = torch.tensor(slot[span], dtype=torch.long)
+                for s, token in zip(range(span.start, span.stop),
+                                    _next_tokens(logits[at], requests[k], generators[k]).tolist()):
+                    if not ended[s]:
+                        tokens[s].append(token)
+                        ended[s] = token in eos
+                        chosen[s] = token
+                if step + 1 >= requests[k].max_tokens or all(ended[span]):
                     pending.discard(k)
             step += 1
             if not pending:
                 break
-            keep = _compact(rows, [owner[row] for row in order], pending)
-            if keep is not None:
-                order, chosen = [order[i] for i in keep], [chosen[i] for i in keep]
-            self._feed(rows, [[token] for token in chosen])
-        return [[b.tokenizer.decode(tokens[row], skip_special_tokens=True) for row, o in enumerate(owner) if o == k]
+            slot, parents, fed = _next_rows(owner, slot, chosen, ended, pending)
+            if parents != list(range(len(rows.position))):
+                rows.select(parents)
+            self._feed(rows, [[token] for token in fed])
+        return [[b.tokenizer.decode(tokens[s], skip_special_tokens=True) for s, o in enumerate(owner) if o == k]
                 for k in range(len(requests))]
 
     def _start(self, batch: list[int], first: list[list[int]]) -> _Rows:
@@ -299,6 +311,8 @@ class _Decoder:
         last column, and each row's positions continue its own count."""
         import torch
 
+        from opinionbench.models import hf_cache
+
         b = self.backend
         width = max(len(c) for c in chunks)
         ids = torch.full((len(chunks), width), b.pad_id, dtype=torch.long)
@@ -309,8 +323,9 @@ class _Decoder:
             mask[i, width - len(chunk):] = 1
             positions[i, width - len(chunk):] += torch.arange(len(chunk))
         rows.mask = torch.cat([rows.mask, mask], dim=1)
-        hidden = b.body(input_ids=ids, attention_mask=rows.mask, position_ids=positions,
-                        past_key_values=rows.cache, use_cache=True).last_hidden_state
+        with hf_cache.grouped_attention() if width > 1 and self.grouped else contextlib.nullcontext():
+            hidden = b.body(input_ids=ids, attention_mask=rows.mask, position_ids=positions,
+                            past_key_values=rows.cache, use_cache=True).last_hidden_state
         rows.hidden = hidden[:, -1]
         rows.position = rows.position + torch.tensor([len(c) for c in chunks], dtype=torch.long)
         b.count_tokens(sum(len(c) for c in chunks))
@@ -337,6 +352,33 @@ def _compact(rows: _Rows, owners: list[int], pending: set[int]) -> list[int] | N
         return None
     rows.select(keep)
     return keep
+
+
+def _next_rows(owner: list[int], slot: list[int], chosen: dict[int, int], ended: list[bool],
+               pending: set[int]) -> tuple[list[int], list[int], list[int]]:
+    """The rows of the next step: one per distinct (row so far, token chosen) of the samples still
+    running, in the order of their first sample. Returns each sample's row in it (an ended sample
+    of a request still drawing reads its request's first row: its pick is dropped), the row each
+    new row continues (its parent in `rows`) and the token it is fed."""
+    at: dict[tuple[int, int], int] = {}
+    parents: list[int] = []
+    fed: list[int] = []
+    running = [s for s, k in enumerate(owner) if k in pending and not ended[s]]
+    new = [0] * len(owner)
+    for s in running:
+        key = (slot[s], chosen[s])
+        if key not in at:
+            at[key] = len(parents)
+            parents.append(slot[s])
+            fed.append(chosen[s])
+        new[s] = at[key]
+    first: dict[int, int] = {}
+    for s in running:
+        first.setdefault(owner[s], new[s])
+    for s, k in enumerate(owner):
+        if k in pending and ended[s]:
+            new[s] = first[k]
+    return new, parents, fed
 
 
 def _next_tokens(logits: torch.Tensor, request: GenerationRequest, generator) -> torch.Tensor:

@@ -5,6 +5,10 @@ Each page is an independent job: rasterised by poppler, read by tesseract (singl
 content-addressed page cache (PDF hash + settings + page). A killed run therefore keeps every
 finished page, and a rerun with the same PDF and settings only OCRs what is missing. One bad
 page (blank, unreadable) is reported and the other pages go on.
+
+A page is levelled (`deskew`), speckle-filtered and binarised at Otsu's threshold (`clean_scan`);
+a faint page (grey ink: a blurred or 150-dpi scan, `ink_level`) goes to tesseract grey instead,
+for its local (Sauvola) threshold, which keeps thin strokes that a global threshold fills in.
 """
 
 from __future__ import annotations
@@ -43,9 +47,32 @@ class OcrSettings:
     lang: str = "eng"
     binarize: bool = True  # median filter + Otsu threshold: scan noise otherwise hides short lines (`12  3`)
     deskew: bool = True  # level a skewed scan first (`deskew`)
+    # a page whose ink is lighter than this grey level (`ink_level`: a blurred, low-resolution scan) is
+    # thresholded locally by tesseract (Sauvola) instead of at Otsu's global level; 255: never
+    faint_ink: int = 75
 
-    def tesseract_config(self) -> str:
-        return f"--psm {self.psm}"
+    def tesseract_config(self, faint: bool = False) -> str:
+        return f"--psm {self.psm}" + (" -c thresholding_method=2" if faint else "")
+
+
+def otsu_threshold(gray) -> int:
+    """Otsu's grey level (numpy uint8 array in): the one that best splits ink from paper."""
+    import numpy as np
+
+    hist = np.bincount(gray.ravel(), minlength=256).astype(float)
+    levels = np.arange(256)
+    weight_bg = np.cumsum(hist)
+    weight_fg = weight_bg[-1] - weight_bg
+    mean_bg = np.cumsum(hist * levels) / np.maximum(weight_bg, 1)
+    mean_fg = ((hist * levels).sum() - np.cumsum(hist * levels)) / np.maximum(weight_fg, 1)
+    return int(np.argmax(weight_bg * weight_fg * (mean_bg - mean_fg) ** 2))
+
+
+def despeckle(image: PILImage) -> PILImage:
+    """A 3-pixel median filter (grayscale PIL image in and out): scan speckle gone, strokes kept."""
+    from PIL import ImageFilter
+
+    return image.convert("L").filter(ImageFilter.MedianFilter(3))
 
 
 def clean_scan(image: PILImage) -> PILImage:
@@ -55,17 +82,33 @@ def clean_scan(image: PILImage) -> PILImage:
     noisy scan; on a cleaned page it reads them.
     """
     import numpy as np
-    from PIL import Image, ImageFilter
+    from PIL import Image
 
-    smooth = np.asarray(image.convert("L").filter(ImageFilter.MedianFilter(3)), dtype=np.uint8)
-    hist = np.bincount(smooth.ravel(), minlength=256).astype(float)
-    levels = np.arange(256)
-    weight_bg = np.cumsum(hist)
-    weight_fg = weight_bg[-1] - weight_bg
-    mean_bg = np.cumsum(hist * levels) / np.maximum(weight_bg, 1)
-    mean_fg = ((hist * levels).sum() - np.cumsum(hist * levels)) / np.maximum(weight_fg, 1)
-    threshold = int(np.argmax(weight_bg * weight_fg * (mean_bg - mean_fg) ** 2))
+    smooth = np.asarray(despeckle(image), dtype=np.uint8)
+    threshold = otsu_threshold(smooth)
     return Image.fromarray(np.where(smooth > threshold, 255, 0).astype(np.uint8), mode="L")
+
+
+INK_PERCENTILE = 10  # the grey level this share (%) of a page's ink pixels is at least as dark as
+MAX_INK_SHARE = 0.2  # more "ink" than this share of the page: a blank page's noise split in two, not text
+
+
+def ink_level(image: PILImage) -> float:
+    """How dark a page's ink is: the grey level (0 black - 255 white) of its darkest INK_PERCENTILE %
+    of ink pixels (darker than Otsu's threshold, speckle median-filtered away); 0 for a page with
+    no ink to speak of.
+
+    Crisp print is near black (under 70 on the fixed styles' scans); a blurred or low-resolution
+    scan smears thin strokes into grey (a 9-point serif scanned at 150 dpi and blurred: over 100).
+    Otsu's one global threshold then fattens every such stroke into a blob (`e` and `c` fill in,
+    `rn` runs into `m`), and tesseract loses whole lines; a local threshold keeps them thin."""
+    import numpy as np
+
+    smooth = np.asarray(despeckle(image), dtype=np.uint8)
+    ink = smooth[smooth <= otsu_threshold(smooth)]
+    if ink.size == 0 or ink.size > MAX_INK_SHARE * smooth.size:
+        return 0.0
+    return float(np.percentile(ink, INK_PERCENTILE))
 
 
 MAX_SKEW = 3.0  # degrees searched either way for a scan's skew
@@ -206,12 +249,17 @@ def ocr_page(pdf: Path, page: int, settings: OcrSettings) -> pd.DataFrame:
     if not images:
         raise QuestionnaireError(f"{pdf}: page {page}: poppler returned no image (truncated PDF?)")
     image = deskew(images[0]) if settings.deskew else images[0]
+    faint = settings.binarize and ink_level(image) > settings.faint_ink
+    # a faint page goes to tesseract grey (speckle filtered), which thresholds it locally; the
+    # Otsu-binarised page still finds the text columns
+    smooth = despeckle(image) if faint else None
     image = clean_scan(image) if settings.binarize else image
+    read = smooth if smooth is not None else image
     frames = []
     for column, (x0, x1) in enumerate(text_columns(image, settings.dpi)):
-        crop = image if (x0, x1) == (0, image.size[0]) else image.crop((x0, 0, x1, image.size[1]))
+        crop = read if (x0, x1) == (0, image.size[0]) else read.crop((x0, 0, x1, image.size[1]))
         data = pytesseract.image_to_data(
-            crop, lang=settings.lang, config=settings.tesseract_config(), output_type=pytesseract.Output.DATAFRAME
+            crop, lang=settings.lang, config=settings.tesseract_config(faint), output_type=pytesseract.Output.DATAFRAME
         )
         data["left"] = data["left"] + x0
         data["column"] = column
@@ -233,7 +281,7 @@ def ocr_page(pdf: Path, page: int, settings: OcrSettings) -> pd.DataFrame:
 
 
 def _page_cache_path(cache_dir: Path, digest: str, page: int, settings: OcrSettings) -> Path:
-    variant = f"dpi{settings.dpi}-psm{settings.psm}-{settings.lang}{'-bin' if settings.binarize else ''}-cols{'-deskew' if settings.deskew else ''}"
+    variant = f"dpi{settings.dpi}-psm{settings.psm}-{settings.lang}{'-bin' if settings.binarize else ''}-cols{'-deskew' if settings.deskew else ''}-faint{settings.faint_ink}"
     return cache_dir / f"{digest[:20]}-{variant}" / f"page-{page:04d}.parquet"
 
 

@@ -7,8 +7,8 @@ order and (from the microdata) its topline. So the reader only has to find them:
 
 1. lines from the word boxes, per text column (a gutter free of words splits a page; a page OCR
    read as one column is cut at a gutter where many lines leave a wide gap, a table OCR cut
-   into two columns is joined again row by row), in reading order; running headers, footers and
-   page numbers dropped;
+   into two columns is joined again row by row, and so is a long line OCR cut at a gutter that
+   is none), in reading order; running headers, footers and page numbers dropped;
 2. each codebook question anchored on the line where its printed code or the start of its
    wording (or, in a battery, its item) appears, with some support from its own option labels
    printed below, choosing the order-preserving set of anchors with the highest total
@@ -42,7 +42,8 @@ from opinionbench.questionnaire.layout import ROUTING, fold_code, printed_code, 
 from opinionbench.questionnaire.reading.anchors import EXACT_CODE_WEIGHT, Target, anchor_scores, choose_anchors, targets
 from opinionbench.questionnaire.reading.identity import identities, item_printed, rival
 from opinionbench.questionnaire.reading.lines import (SPECK_CHARS, TextLine, content_words, is_percent, is_table_header,
-                                                      line_pitch, read_lines, text_words)
+                                                      leading_noise, line_pitch, read_lines, row_text_words,
+                                                      text_words)
 from opinionbench.questionnaire.reading.options import column_choice, find_options
 from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.reading.tables import find_stem, header_labels, row_words, stem_text, table_row
@@ -51,6 +52,7 @@ from opinionbench.questionnaire.segment import Block
 from opinionbench.questionnaire.text import ocr_fold
 
 __all__ = ["ReaderSettings", "read_blocks"]
+WORDING_START_MIN_RATIO = 85.0  # words in front that the codebook wording begins with too are wording
 CODE_DROP_MIN_RATIO = 70.0  # a printed code in front of wording already anchored: looser than for anchoring
 LINE_MIN_RATIO = 60.0  # a line below the first reading less like any part of the wording is not wording
 INSTRUCTION_IN_WORDING_RATIO = 80.0  # capitals the codebook wording has too (`YOUR LOCAL COMMUNITY`) stay
@@ -61,19 +63,26 @@ SIBLING_STEM_MIN_RATIO = 90.0  # items of one battery: their stems (each split w
 MAX_ROUNDS = 8  # anchor choices, each without the anchors under which no options (or a sibling's words) were found
 
 
-def drop_code(words: list[str], qcode: str, settings: ReaderSettings) -> list[str]:
+def drop_code(words: list[str], qcode: str, settings: ReaderSettings, wording: str = "") -> list[str]:
     """The wording without the printed code in front (`[POL1DT)`, `J OBTRAIN.`, `OIFF2.`: OCR splits
-    and misreads it): up to three words that spell nearly the code, the last closing it."""
+    and misreads it): up to three words that spell nearly the code, the last closing it; not the
+    words the codebook `wording` itself begins with (`REASBACK mention 1`). Of several such runs
+    the one spelling the code best (`[GAP21Q26_a]`, not `[GAP21Q26_a] The U.S.`)."""
     want = fold_code(qcode)
+    start = ocr_fold(wording)
+    best: tuple[float, int] = (0.0, 0)
     for k in (3, 2, 1):
         if len(words) < k:
             continue
+        head = ocr_fold(" ".join(words[:k]))
+        if start and fuzz.ratio(head, start[:len(head)]) >= WORDING_START_MIN_RATIO:
+            continue
         got = fold_code(printed_code("".join(words[:k])))
         closes = words[k - 1][-1:] in ".:])}" or not any(ch.islower() for ch in words[k - 1])
-        ratio = fuzz.ratio(got, want) if got else 0.0
-        if got == want or ratio >= settings.code_min_ratio or (closes and ratio >= CODE_DROP_MIN_RATIO):
-            return words[k:]
-    return words
+        ratio = 100.0 if got == want else fuzz.ratio(got, want) if got else 0.0
+        if (ratio >= settings.code_min_ratio or (closes and ratio >= CODE_DROP_MIN_RATIO)) and ratio > best[0]:
+            best = (ratio, k)
+    return words[best[1]:]
 
 
 def read_blocks(
@@ -94,6 +103,7 @@ def read_blocks(
     pitch = line_pitch(lines)
     everyone = identities(hints)
     by_code = {i.qcode: i for i in everyone}
+    routings = _routings(lines)
     for _ in range(MAX_ROUNDS):  # a question is where its wording and its options are, not its wording alone
         anchors = choose_anchors(scores)
         placed = sorted((a[0], q, a[1]) for q, a in enumerate(anchors) if a is not None)
@@ -102,6 +112,7 @@ def read_blocks(
         for n, (i, q, how) in enumerate(placed):
             t = tgts[q]
             stop = placed[n + 1][0] if n + 1 < len(placed) else len(lines)
+            stop = next((k for k in routings if i < k < stop), stop)  # the next question opens
             labels = list(t.hint.options) + list(t.hint.refusal_options)
             stem_at: list[int] = []
             block = _read_block(lines, i, stop, t, labels, how, toplines or {}, settings, stem_at, pitch)
@@ -109,7 +120,8 @@ def read_blocks(
             own = block is not None and _substantive(block, t, settings) and item_printed(t.item, block.wording)
             if block is None or not coded and not own:
                 empty.append((q, i))
-            elif not coded and rival(by_code[t.qcode], everyone, block.wording, block.options + block.refusal_options):
+            elif not coded and rival(by_code[t.qcode], everyone, f"{block.wording} {_printed(lines[i])}",
+                                     block.options + block.refusal_options):  # the line as printed: code and all
                 rivals.add((q, i))
             else:
                 read.append((q, i, block, stem_at, coded))
@@ -127,6 +139,23 @@ def read_blocks(
         for q, i in rejected:
             scores[q] = [c for c in scores[q] if c[0] != i]
     return blocks
+
+
+def _routings(lines: list[TextLine]) -> list[int]:
+    """Routing lines (`ASK ALL:`): each opens a question, whether or not its anchor is placed there
+    (a battery's stem, its items anchored below), so no block runs on past one and a table
+    without percentages ends where the next question begins. (Neither a line reading like
+    another question's wording, which an option may, nor a printed code, which a wording may
+    mention, `Insert text for VIEWCOMM and PROBSELF`, is a start as surely.)"""
+    return [k for k, ln in enumerate(lines) if routing_of(ln.text)]
+
+
+def _printed(ln: TextLine) -> str:
+    """A line's words after its numbering or marker, numbers at the end included (`mention 3`)."""
+    words = list(ln.words)
+    while words and leading_noise(words[0]):
+        words = words[1:]
+    return " ".join(words)
 
 
 def _crossed(stem_at: list[int], i: int, q: int, scores: list[list[tuple[int, float, str]]], at: dict[int, int],
@@ -167,6 +196,9 @@ def _read_block(lines: list[TextLine], i: int, stop: int, t: Target, labels: lis
                 break
             item_words += content_words(ln)
             used.append(ln)
+        own = set((t.item or "").split())  # a number OCR merged out of two cells (`18 56` read `1856`) is no item word
+        item_words = [w for w in item_words if w in own or not any(ch.isdigit() for ch in w)
+                      or sum(ch.isalpha() for ch in w) > 1]
         wording = f"{stem} {' '.join(item_words)}".strip()
         options, percents = _heads(heads, labels, settings), values
         kinds = list(range(len(options)))
@@ -175,8 +207,13 @@ def _read_block(lines: list[TextLine], i: int, stop: int, t: Target, labels: lis
         region = lines[i + 1:stop]
         found = find_options(labels, region, settings, pitch, above=anchor)
         body = [ln for ln in region[:found.first] if not is_table_header(ln)]
-        first_words = drop_code(text_words(anchor), t.qcode, settings)
-        body_words = [drop_code(text_words(ln), t.qcode, settings) for ln in body]  # an item's code below its stem
+        first_words = drop_code(text_words(anchor), t.qcode, settings, t.hint.question)
+        own_words = frozenset(w.strip(".,;:?!()") for w in t.hint.question.split())
+        first_words = [w for w in first_words if w in row_text_words(anchor, own_words)]
+        if how == "item" and t.item and found.first == len(region):  # a row of a table without percentages
+            body = body[:_item_lines(first_words, body, t.item)]
+        body_words = [drop_code(row_text_words(ln, own_words), t.qcode, settings)  # an item's code below its stem
+                      for ln in body]
         wording = " ".join(trim_specks(wording_words([first_words] + body_words,
                                                      t.hint.question), t.hint.question))
         used += region[:found.last + 1]
@@ -219,6 +256,21 @@ def _read_block(lines: list[TextLine], i: int, stop: int, t: Target, labels: lis
         min_confidence=min(confs) if confs else 0.0,
         ocr_text="\n".join(ln.text for ln in used),
     )
+
+
+def _item_lines(first_words: list[str], body: list[TextLine], item: str) -> int:
+    """How many of the lines below a battery item's first line continue it (a wrapped item): those
+    that make the text read more like the item. Without options below it (a table row without
+    percentages) nothing else ends the item before the next question's stem."""
+    want = ocr_fold(item)
+    text, best, used = " ".join(first_words), fuzz.ratio(ocr_fold(" ".join(first_words)), want), 0
+    for k, ln in enumerate(body):
+        text = f"{text} {' '.join(content_words(ln))}"
+        score = fuzz.ratio(ocr_fold(text), want)
+        if score <= best:
+            break
+        best, used = score, k + 1
+    return used
 
 
 def _heads(heads: list[str], labels: list[str], settings: ReaderSettings) -> list[str]:

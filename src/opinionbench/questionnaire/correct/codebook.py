@@ -32,16 +32,49 @@ def _squash(words: list[str]) -> str:
     return ocr_fold("".join(words))
 
 
+# letters OCR reads for a digit: `S years` for `5 years`, `l0` for `10`
+_DIGIT_LOOKALIKES = str.maketrans({"s": "5", "o": "0", "q": "0", "l": "1", "z": "2", "b": "8", "g": "9", "§": "5"})
+
+
 def _misread(ocr: str, truth: str) -> bool:
-    """One or two characters misread in a word of the same length (`tite` for `life`), or one in a short word."""
+    """One or two characters misread in a word of the same length (`tite` for `life`), or one in a
+    short word, or a number read with letters for its digits (`S` for `5`)."""
     distance = Levenshtein.distance(ocr, truth)
-    return (len(truth) >= 2 and distance <= 1) or (len(ocr) == len(truth) >= 4 and distance <= 2)
+    digit_lookalike = any(ch.isdigit() for ch in truth) and ocr.translate(_DIGIT_LOOKALIKES) == truth
+    return (len(truth) >= 2 and distance <= 1) or (len(ocr) == len(truth) >= 4 and distance <= 2) or digit_lookalike
+
+
+MARK_CHARS = 2  # `0 -`, `O`, `Q-`: a scale number and its dash, which OCR reads as anything that short
+
+
+def _same_words(ocr: str, truth: str) -> bool:
+    """The label's words are all there and nothing else but marks: only tokens of a scale point and
+    its dash differ (`0 O Worst possible life` for `0 - Worst possible life`)."""
+    def words(text: str) -> list[str]:
+        return [w for w in ocr_fold(text).split() if len(w.strip(".,;:()")) > MARK_CHARS]
+    short = [w for w in truth.split() if len(w) <= MARK_CHARS]
+    return bool(short) and bool(words(truth)) and words(ocr) == words(truth) and len(ocr.split()) == len(truth.split())
+
+
+SCALE_POINT_MAX_CHARS = 8  # `(4)` read as `NM 2aq@`: speckle around a bare number, not another label
 
 
 def _scale_point(ocr: str, truth: str) -> bool:
-    """A numbered scale point (`7` of 0-10) read as another short number: its place in a list with
-    as many options as the codebook's says which one it is; a digit has no spelling to compare."""
-    return truth.strip().isdigit() and len(ocr.strip()) <= 3 and not any(ch.isalpha() for ch in ocr if ch not in "lIOoSsZzBG")
+    """A numbered scale point (`7` or `(7)` of 0-10) read as another number, as a number with the
+    percentages beside it (`20021`), or garbled: its place in a list with as many options as the
+    codebook's says which one it is; a bare number has no spelling to compare."""
+    if not truth.strip().strip("()").isdigit():
+        return False
+    ocr = ocr.strip()
+    numeric = not any(ch.isalpha() for ch in ocr if ch not in "lIOoSsZzBG")
+    return numeric and (len(ocr) <= 3 or truth.strip("()") in ocr) or len(ocr) <= SCALE_POINT_MAX_CHARS
+
+
+def _cut_short(ocr: str, truth: str) -> bool:
+    """The label read without its first or last words (a wrapped line OCR lost or gave to a
+    neighbour: `Very` for `Very dissatisfied`): its words begin or end the codebook label's."""
+    got, want = ocr_fold(ocr).split(), ocr_fold(truth).split()
+    return 0 < len(got) < len(want) and (want[:len(got)] == got or want[-len(got):] == got)
 
 
 def align_text(ocr: str, truth: str) -> tuple[str, int]:
@@ -72,6 +105,52 @@ def align_text(ocr: str, truth: str) -> tuple[str, int]:
     return " ".join(out), fixes
 
 
+SNAP_MIN_RATIO = 70.0  # a label this close to one codebook label of the question ...
+SNAP_MARGIN = 10.0  # ... and this much closer to it than to any other is that label, garbled
+PLACED_SNAP_MIN_RATIO = 75.0  # at its own place in the list: closer than to any other is enough (`Hurting a tor`)
+
+
+def _garbled(label: str, labels: list[str], i: int | None) -> str | None:
+    """The codebook label that an OCR label garbled in several words (`Nevtoo cnurh pressure`,
+    `Not so fenportent`) still reads as, far more than as any other label of the question (at
+    its place i, when the list is as long as the codebook's: closer than to any other), or None. A label with more words
+    than the codebook's may hold text the questionnaire has and the codebook lacks: not snapped."""
+    scores = [fuzz.ratio(ocr_fold(label), ocr_fold(other)) for other in labels]
+    best = max(range(len(labels)), key=lambda k: scores[k]) if labels else None
+    if best is None or i is not None and best != i or len(label.split()) > len(labels[best].split()):
+        return None
+    rest = [v for k, v in enumerate(scores) if k != best]
+    margin = scores[best] - max(rest, default=0.0)
+    # at its own place, being closer to it than to any other label is enough: the place tells near twins apart
+    at_place = i is not None and scores[best] >= PLACED_SNAP_MIN_RATIO and margin > 0
+    return labels[best] if at_place or scores[best] >= SNAP_MIN_RATIO and margin >= SNAP_MARGIN else None
+
+
+def _aligned(label: str, labels: list[str], place: int | None) -> tuple[str, str | None]:
+    """The OCR label with its OCR-like word errors fixed from its codebook label (the one at its
+    place, when it reads like it, else the closest), and the note saying so."""
+    if place is not None and fuzz.ratio(ocr_fold(label), ocr_fold(labels[place])) >= POSITIONAL_MIN_RATIO:
+        match = (labels[place],)
+    else:
+        match = process.extractOne(ocr_fold(label), labels, scorer=fuzz.ratio, processor=ocr_fold,
+                                   score_cutoff=OPTION_MATCH_MIN_RATIO)
+    if match is None:
+        return label, f"option {label!r}: no codebook label close enough, kept"
+    fixed, n = align_text(label, match[0])
+    return fixed, f"option {label!r} -> {fixed!r}" if n else None
+
+
+def _whole_label(label: str, labels: list[str], place: int | None) -> tuple[str, str] | None:
+    """(codebook label, why) for an OCR label that is that label with only marks differing or cut
+    short (at its place in the list), or garbled beyond word-by-word repair (`_garbled`)."""
+    if place is not None and _same_words(label, labels[place]):
+        return labels[place], "marks by position"
+    if place is not None and _cut_short(label, labels[place]):
+        return labels[place], "cut short, by position"
+    snapped = _garbled(label, labels, place)
+    return (snapped, "closest label") if snapped else None
+
+
 @corrections.register("codebook")
 class CodebookCorrection:
     name = "codebook"
@@ -88,22 +167,16 @@ class CodebookCorrection:
         # a topline prints the options in codebook order: with as many options, align by position
         positional = len(block.options) == len(hint.options)
         for i, label in enumerate(block.options):
+            place = i if positional else None
             if positional and _scale_point(label, hint.options[i]):
                 options.append(hint.options[i])
                 if label != hint.options[i]:
                     notes.append(f"option {label!r} -> {hint.options[i]!r} (scale point by position)")
                 continue
-            if positional and fuzz.ratio(ocr_fold(label), ocr_fold(hint.options[i])) >= POSITIONAL_MIN_RATIO:
-                match = (hint.options[i],)
-            else:
-                match = process.extractOne(ocr_fold(label), hint.options, scorer=fuzz.ratio, processor=ocr_fold,
-                                           score_cutoff=OPTION_MATCH_MIN_RATIO)
-            if match is None:
-                options.append(label)
-                notes.append(f"option {label!r}: no codebook label close enough, kept")
-                continue
-            fixed, n = align_text(label, match[0])
+            fixed, note = _aligned(label, hint.options, place)
+            whole = _whole_label(label, hint.options, place) if fixed not in hint.options else None
+            if whole:  # what word-by-word alignment could not fix, the label as a whole may
+                fixed, note = whole[0], f"option {label!r} -> {whole[0]!r} ({whole[1]})"
             options.append(fixed)
-            if n:
-                notes.append(f"option {label!r} -> {fixed!r}")
+            notes += [note] if note else []
         return Correction(question, options, self.name, notes=notes)

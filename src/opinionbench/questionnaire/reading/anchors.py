@@ -3,6 +3,7 @@ its wording, its battery item), then the order-preserving choice with the most s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -10,7 +11,7 @@ from rapidfuzz import fuzz
 from opinionbench.questionnaire.batteries import split_stem
 from opinionbench.questionnaire.correct.base import Hint
 from opinionbench.questionnaire.layout import fold_code, printed_code
-from opinionbench.questionnaire.reading.lines import BULLET, MARKER, NUMBERING, TextLine, is_percent, text_words
+from opinionbench.questionnaire.reading.lines import BULLET, MARKER, NUMBERING, TextLine, is_percent, row_text_words
 from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.text import ocr_fold
 
@@ -68,14 +69,25 @@ ITEM_MIN_RATIO = 80.0  # a battery item's own words near where its wording shoul
 
 def skip_code(words: list[str]) -> list[str]:
     """The words after a leading printed code whose question is not known yet (`WORRY.`, `[Q4]`,
-    `NEW_Device Type`): capitals, underscores or brackets in front of the wording."""
-    while len(words) > 1 and (code_piece(words[0]) and len(words[0]) > 3 or words[0][:1] in "[({"):
+    `NEW_Device Type`): capitals, underscores or brackets in front of the wording; or an item's
+    letter without its period."""
+    while len(words) > 1 and (code_piece(words[0]) and len(words[0]) > 3 or words[0][:1] in "[({"
+                              or LOST_MARKER.match(words[0]) and words[1][:1].isupper()):
         words = words[1:]
     return words
 
 
+LOST_MARKER = re.compile(r"^[a-z]$")  # `a The U.S.`: an item's letter whose period OCR lost
+
+
+def code_key(code: str) -> str:
+    """A code folded (`fold_code`) down to its letters and digits: OCR reads an underscore as
+    anything (`INEQS..j` for `INEQ5_j`)."""
+    return "".join(ch for ch in fold_code(code) if ch.isalnum())
+
+
 def line_keys(lines: list[TextLine]) -> list[LineKeys]:
-    words = [text_words(ln) for ln in lines]
+    words = [row_text_words(ln) for ln in lines]
     folded = [ocr_fold(" ".join(w)) for w in words]
     skipped = [ocr_fold(" ".join(skip_code(list(w)))) for w in words]
     keys = []
@@ -86,7 +98,7 @@ def line_keys(lines: list[TextLine]) -> list[LineKeys]:
                                        or BULLET.match(code_words[0])):
             code_words = code_words[1:]  # `Q7.`, `7.`, `a.`, `•` before a code
         printed = [printed_code("".join(code_words[:k])) for k in range(1, min(3, len(code_words)) + 1)]
-        codes = tuple((code, fold_code(code)) for code in printed)
+        codes = tuple((code, code_key(code)) for code in printed)
         keys.append(LineKeys(
             text=(f"{folded[i]} {follow}".strip()[:PREFIX_CHARS], f"{skipped[i]} {follow}".strip()[:PREFIX_CHARS]),
             first=(folded[i], skipped[i]),
@@ -100,7 +112,7 @@ def line_keys(lines: list[TextLine]) -> list[LineKeys]:
 def code_score(key: LineKeys, qcode: str, want: str, settings: ReaderSettings, ambiguous: bool = False) -> float:
     """100 when the line starts with the question's code (in any print form: `CODE.`, `[CODE]`,
     split by OCR into up to three pieces), a near spelling scored lower than an exact wording.
-    `want` is the code folded (`fold_code`); `ambiguous`: another codebook code folds to the same
+    `want` is the code folded (`code_key`); `ambiguous`: another codebook code folds to the same
     characters (`NATPROBS_i`, `NATPROBS_1`), so only the code exactly as printed counts as exact."""
     if not key.codes or (key.first_lower > 1 and not any(ch.islower() for ch in qcode)):
         return 0.0  # `Worry` (a word) is not the code `WORRYA`: a code without lower case is printed in capitals
@@ -139,16 +151,17 @@ def anchor_scores(lines: list[TextLine], tgts: list[Target], settings: ReaderSet
     A weight is what a match is worth above chance: the similarity above the threshold, far more
     for the exact printed code. So the chosen anchors are the best-supported ones, not merely as
     many as possible: a codebook question that is not printed does not take its sibling's line.
-    A line that prints one question's exact code starts no other question.
+    A line that prints one question's exact code starts no other question (unless that code is
+    printed on two lines: one is another question's code misread, `COMMIMPF` for `COMMIMPE`).
     """
     out: list[list[tuple[int, float, str]]] = []
     keys = line_keys(lines)
     coded: dict[int, int] = {}  # line -> question whose exact code it prints
     folds: dict[str, int] = {}
     for t in tgts:
-        folds[fold_code(t.qcode)] = folds.get(fold_code(t.qcode), 0) + 1
+        folds[code_key(t.qcode)] = folds.get(code_key(t.qcode), 0) + 1
     for t in tgts:
-        want = fold_code(t.qcode)
+        want = code_key(t.qcode)
         ambiguous = folds[want] > 1
         # a battery item's wording is compared whole: its distinguishing words are at the end
         wording = ocr_fold(t.hint.question)[:PREFIX_CHARS if t.item else 160]
@@ -160,13 +173,16 @@ def anchor_scores(lines: list[TextLine], tgts: list[Target], settings: ReaderSet
         for i, key in enumerate(keys):
             code = code_score(key, t.qcode, want, settings, ambiguous)
             wording_score = max(starts_like(key.text[v][:len(wording)], key.first[v], wording) for v in (0, 1))
+            if wording_score < settings.anchor_min_ratio:
+                wording_score = max(wording_score, late_start(key, wording))
             if item and wording_score >= settings.anchor_min_ratio and not any(
                     fuzz.partial_ratio(item, key.text[v][max(0, stem_len - 40):len(wording) + 40]) >= ITEM_MIN_RATIO
                     for v in (0, 1)):
                 wording_score = 0.0  # the shared stem with a sibling's item: not this question
             # a line starting with the item: a table row, or an item lettered below its stem
-            item_score = max(starts_like(key.text[v][:len(item)], key.first[v], item) for v in (0, 1)) \
-                if item else 0.0
+            item_score = max(max(starts_like(key.text[v][:len(item)], key.first[v], item),
+                                 fuzz.ratio(key.first[v], item))  # the line alone is the item (OCR lost a space)
+                             for v in (0, 1)) if item else 0.0
             if short:  # the line is the item and nothing else (`c. Crime`)
                 item_score = max(fuzz.ratio(key.first[v].strip(" .,:;"), short) for v in (0, 1))
                 item_score = item_score if item_score >= SHORT_ITEM_MIN_RATIO else 0.0
@@ -182,9 +198,28 @@ def anchor_scores(lines: list[TextLine], tgts: list[Target], settings: ReaderSet
             if weight > 0:
                 cands.append((i, weight + option_support(key, labels), how))
         out.append(cands)
+    printed = {q: list(coded.values()).count(q) for q in set(coded.values())}
+    coded = {i: q for i, q in coded.items() if printed[q] == 1}  # printed twice: one is another's code misread
     for q, cands in enumerate(out):
         out[q] = sorted((c for c in cands if coded.get(c[0], q) == q), key=lambda c: -c[1])[:6]
     return out
+
+
+LATE_START_WORDS = 3  # OCR's speckle and a garbled code (`a eovstzzi.`) before the wording's first word
+LATE_START_PENALTY = 5.0
+
+
+def late_start(key: LineKeys, wording: str) -> float:
+    """How well the text from a line on reads as the wording when the wording's first word is
+    among the line's first few, after junk no rule recognises as a code or a marker; a little
+    less than a line that starts with it."""
+    head = wording.split(" ", 1)[0]
+    words = key.first[0].split()
+    for p in range(1, min(LATE_START_WORDS + 1, len(words))):
+        if len(head) >= 2 and words[p] == head:
+            at = len(" ".join(words[:p])) + 1
+            return starts_like(key.text[0][at:at + len(wording)], key.first[0][at:], wording) - LATE_START_PENALTY
+    return 0.0
 
 
 OPTION_SUPPORT = 5.0  # at most this added for the question's own option labels printed below the line

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 from opinionbench.questionnaire.correct.base import Hint
 from opinionbench.questionnaire.text import ocr_fold
@@ -26,11 +27,23 @@ WORD = re.compile(r"[a-z0-9']+")
 MIN_WORD_CHARS = 3  # `a`, `of`, `or`: too short to tell questions apart once OCR has read them
 WORD_MIN_RATIO = 80.0  # a printed word is one of the distinguishing words (OCR noise allowed)
 NEAR_MIN_RATIO = 50.0  # only questions whose words largely overlap are candidates for confusion
+BARE_RIVAL_MIN_SHARE = 0.5  # a question without words of its own (`The U.S.`): the other's must be plainly there
+# Siblings whose wordings differ only in short words (`look UP to` / `look DOWN on`) or in words
+# both print elsewhere (`assault IN THE WORKPLACE today` / `assault today`): the printed wording
+# is the other's when it is this many characters closer to the other's whole wording than to its own
+CLOSER_MIN_CHARS = 4
+WHOLE_MIN_SHARE = 0.9  # ... and only a whole printed wording counts: one cut by a page break is not
+MAX_WORDS_APART = 1  # ... and only between wordings no more than this many long words apart
+
+
+NUMBER = re.compile(r"\b\d+\b")
 
 
 def words_of(text: str) -> frozenset[str]:
-    """The folded words of a text worth comparing (three characters or more)."""
-    return frozenset(w for w in WORD.findall(ocr_fold(text)) if len(w) >= MIN_WORD_CHARS)
+    """The folded words of a text worth comparing (three characters or more), and its numbers
+    however short (`REASSTAY mention 1` / `... mention 3`: the number is all that differs)."""
+    words = {w for w in WORD.findall(ocr_fold(text)) if len(w) >= MIN_WORD_CHARS}
+    return frozenset(words | set(NUMBER.findall(text)))
 
 
 @dataclass(frozen=True)
@@ -40,13 +53,15 @@ class Identity:
     qcode: str
     text: str
     words: frozenset[str]
+    wording_words: frozenset[str]  # the wording's alone: `not` in `DO NOT HAVE CHILDREN` and in an option
+    wording: str = ""  # the folded wording itself, for siblings no distinguishing word tells apart
 
 
 def identities(hints: dict[str, Hint]) -> list[Identity]:
     out = []
     for code, hint in hints.items():
         text = " ".join([hint.question, *hint.options])
-        out.append(Identity(code, ocr_fold(text), words_of(text)))
+        out.append(Identity(code, ocr_fold(text), words_of(text), words_of(hint.question), ocr_fold(hint.question)))
     return out
 
 
@@ -58,6 +73,18 @@ def _present(wanted: frozenset[str], printed: tuple[str, ...]) -> int:
                for w in wanted)
 
 
+def _present_apart(mine: frozenset[str], theirs: frozenset[str], printed: tuple[str, ...]) -> tuple[int, int]:
+    """How many of each question's own words are printed, each printed word counting for the one
+    word of either set it reads most like (`woman's` is `woman's`, not also `man's`)."""
+    both = list(mine | theirs)
+    found: set[str] = set()
+    for word in printed:
+        best = process.extractOne(word, both, scorer=fuzz.ratio, score_cutoff=WORD_MIN_RATIO) if both else None
+        if best is not None:
+            found.add(best[0])
+    return len(found & mine), len(found & theirs)
+
+
 @lru_cache(maxsize=4096)
 def _near(a: str, b: str) -> bool:
     return fuzz.token_set_ratio(a, b) >= NEAR_MIN_RATIO
@@ -66,16 +93,38 @@ def _near(a: str, b: str) -> bool:
 def rival(own: Identity, everyone: list[Identity], wording: str, options: list[str]) -> str | None:
     """The code of another question whose distinguishing words the block prints more of than
     `own`'s (a sibling's block), or None when the block is `own`'s as far as words can tell."""
-    printed_words = words_of(" ".join([wording, *options]))
-    printed = tuple(printed_words)
+    printed = tuple(words_of(" ".join([wording, *options])))
+    printed_wording = tuple(words_of(wording))
     for other in everyone:
-        if other.qcode == own.qcode or other.words == own.words or not _near(own.text, other.text):
+        if other.qcode == own.qcode or not _near(own.text, other.text):
             continue
-        mine, theirs = own.words - other.words, other.words - own.words
+        mine, theirs, seen = own.words - other.words, other.words - own.words, printed
+        if not mine and not theirs:  # the same words in all: those of the wordings alone tell them apart
+            mine, theirs = own.wording_words - other.wording_words, other.wording_words - own.wording_words
+            seen = printed_wording
         if not theirs:
             continue
-        got_mine, got_theirs = _present(mine, printed), _present(theirs, printed)
-        if got_theirs > got_mine and got_theirs / len(theirs) > (got_mine / len(mine) if mine else 0.0):
+        got_mine, got_theirs = _present_apart(mine, theirs, seen)
+        share = got_theirs / len(theirs)
+        if got_theirs > got_mine and share > (got_mine / len(mine) if mine else 0.0) \
+                and (mine or share >= BARE_RIVAL_MIN_SHARE):
+            return other.qcode
+    return _closer_sibling(own, everyone, ocr_fold(wording))
+
+
+def _closer_sibling(own: Identity, everyone: list[Identity], printed: str) -> str | None:
+    """A sibling whose whole wording the printed one is plainly closer to than to `own`'s, where
+    no distinguishing word of three letters or more tells them apart."""
+    if not own.wording:
+        return None
+    mine = Levenshtein.distance(printed, own.wording)
+    for other in everyone:
+        if other.qcode == own.qcode or not other.wording or not _near(own.text, other.text) \
+                or len(own.wording_words ^ other.wording_words) > MAX_WORDS_APART:
+            continue
+        if len(printed) < WHOLE_MIN_SHARE * max(len(own.wording), len(other.wording)):
+            continue
+        if Levenshtein.distance(printed, other.wording) + CLOSER_MIN_CHARS <= mine:
             return other.qcode
     return None
 

@@ -13,8 +13,8 @@ from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.segment import parse_percent
 
 MARKER = re.compile(r"^(\(?[a-zA-Z]{1,2}[.)]|\(?[a-hj-zA-HJ-Z][,]|\(?\d{1,2}[.)])$")  # `a.` `b)` `(c)` `1.` `12)`, `b,`
-# `Q7.` `Q.12` `Q3a:`, and as OCR reads them (`Q?7.`, `Ql11.`, `Qiz.`)
-NUMBERING = re.compile(r"^[qQ]?Q\.?[?]?[\dOoIlizZsS|!]{1,4}[a-z]?[.:,]$|^Q\.?\d{1,3}[a-z]?[.:,]?$"
+# `Q7.` `Q.12` `Q3a:`, and as OCR reads them (`Q?7.`, `Ql11.`, `Qiz.`, `ql.`)
+NUMBERING = re.compile(r"^[qQ]?[qQ]\.?[?]?[\dOoIlizZsS|!]{1,4}[a-z]?[.:,]$|^Q\.?\d{1,3}[a-z]?[.:,]?$"
                        r"|^Q[\dOoIlizZsS|!?]{0,3}\?[.:,]$")  # and with the number lost (`Q?.`, `Qs?.`)
 BULLET = re.compile(r"^[•*«»·o°e©®\u25a1\u2610\[\]|_-]{1,3}$")  # a bullet or check box as OCR reads it
 PAGE_NUMBER = re.compile(r"^(page\s*)?[-–]?\s*\d{1,4}\s*[-–]?(\s*of\s*\d{1,4})?$", re.IGNORECASE)
@@ -62,7 +62,7 @@ def read_lines(words: pd.DataFrame, settings: ReaderSettings = ReaderSettings(),
                 right=int((g["left"] + g["width"]).max()), words=[str(t) for t in g["text"]],
                 lefts=[int(v) for v in g["left"]], rights=[int(v) for v in g["left"] + g["width"]],
                 confs=[float(c) for c in g["conf"] if c >= 0]))
-    lines = rejoin_cut_tables(split_merged_columns(lines, words))
+    lines = rejoin_cut_tables(rejoin_cut_lines(split_merged_columns(lines, words)))
     lines.sort(key=lambda ln: (ln.page, ln.column, ln.top))
     return drop_running_lines(lines, words, settings, expected)
 
@@ -99,7 +99,7 @@ def split_merged_columns(lines: list[TextLine], words: pd.DataFrame) -> list[Tex
             out += on_page
             continue
         parts = [(ln, [k for k, a in enumerate(ln.lefts) if a > best_x]) for ln in on_page]
-        prose = sum(sum(sum(ch.isalpha() for ch in ln.words[k]) >= 2 for k in right) >= 3 for ln, right in parts)
+        prose = sum(sum(sum(ch.isalpha() for ch in ln.words[k]) >= 3 for k in right) >= 1 for ln, right in parts)
         if prose < MIN_RIGHT_PROSE_LINES:
             out += on_page
             continue
@@ -117,19 +117,67 @@ def split_merged_columns(lines: list[TextLine], words: pd.DataFrame) -> list[Tex
     return out
 
 
+CUT_LINE_GAP_HEIGHTS = 0.6  # a word gap, not a gutter: two columns stand two ems or more apart
+CUT_WORD_GAP_HEIGHTS = 0.15  # no gap at all: the cut went through a word (`OFFI` `CES`)
+
+
+def rejoin_cut_lines(lines: list[TextLine]) -> list[TextLine]:
+    """Lines OCR cut in two at a text-column boundary that is none (long lines of a one-column page
+    running into what OCR took for a gutter): where (nearly) every line of a right-hand column is
+    such a part, at the height of a left-hand line and starting a word gap after its end (or
+    right at it: a word cut in two, glued again), each joins its line. A real second column has
+    lines of its own, apart from the first by a gutter."""
+    out: list[TextLine] = []
+    for page in sorted({ln.page for ln in lines}):
+        on_page = [ln for ln in lines if ln.page == page]
+        partners = {id(ln): _cut_partner(ln, on_page) for ln in on_page if ln.column > 0}
+        for column in sorted({ln.column for ln in on_page if ln.column > 0}):
+            right = [ln for ln in on_page if ln.column == column]
+            if sum(partners[id(ln)] is not None for ln in right) < CUT_LINE_SHARE * len(right):
+                partners.update({id(ln): None for ln in right})
+        for ln in on_page:
+            o = partners.get(id(ln))
+            if o is None:
+                out.append(ln)
+                continue
+            if ln.left - o.right <= CUT_WORD_GAP_HEIGHTS * (ln.bottom - ln.top) and o.words[-1][-1:].isalpha() \
+                    and ln.words[0][:1].isalpha():
+                o.words = o.words[:-1] + [o.words[-1] + ln.words[0]] + ln.words[1:]
+                o.lefts, o.rights = o.lefts + ln.lefts[1:], o.rights[:-1] + ln.rights
+            else:
+                o.words, o.lefts, o.rights = o.words + ln.words, o.lefts + ln.lefts, o.rights + ln.rights
+            o.right, o.bottom, o.confs = max(o.right, ln.right), max(o.bottom, ln.bottom), o.confs + ln.confs
+    return out
+
+
+CUT_LINE_SHARE = 0.8  # of a right-hand column's lines that continue a left-hand line: no column of its own
+
+
+def _cut_partner(ln: TextLine, on_page: list[TextLine]) -> TextLine | None:
+    """The left-hand line that `ln` continues, if any: at its height, a word gap (or none) to its left."""
+    height = ln.bottom - ln.top
+    for o in on_page:
+        if o.column < ln.column and o.words and ln.words \
+                and min(ln.bottom, o.bottom) - max(ln.top, o.top) >= 0.5 * min(height, o.bottom - o.top) \
+                and -CUT_WORD_GAP_HEIGHTS * height <= ln.left - o.right <= CUT_LINE_GAP_HEIGHTS * height:
+            return o
+    return None
+
+
 CUT_TABLE_SHARE = 0.5  # of a right-hand "column"'s lines that hold numbers only
 
 
 def rejoin_cut_tables(lines: list[TextLine]) -> list[TextLine]:
     """A page OCR split into two text columns where it is one column with a table whose number
-    columns stood apart (most lines of the right-hand part are numbers only): each right-hand
-    line joins the left-hand line at its height, so a row reads whole again."""
+    or check-box columns stood apart (most lines of the right-hand part are numbers or boxes only,
+    `27 31 4`, `oO QO Oo`): each right-hand line joins the left-hand line at its height, so a row
+    (and a stem cut in two with it) reads whole again."""
     out: list[TextLine] = []
     for page in sorted({ln.page for ln in lines}):
         on_page = [ln for ln in lines if ln.page == page]
         right = [ln for ln in on_page if ln.column > 0]
         numbers = [ln for ln in right if all(is_percent(w) or not any(ch.isalpha() for ch in w)
-                                             or set(w) <= LOOKALIKE_DIGITS for w in ln.words)]
+                                             or set(w) <= LOOKALIKE_DIGITS or _box_marks(w) for w in ln.words)]
         if not right or len(numbers) < CUT_TABLE_SHARE * len(right):
             out += on_page
             continue
@@ -149,6 +197,13 @@ def rejoin_cut_tables(lines: list[TextLine]) -> list[TextLine]:
                 left.append(ln)
         out += left
     return out
+
+
+BOX_CHARS = set("oOQD0aceCUil|()[]{}©®°@*")  # `oO`, `QO`, `a}`, `ia)`: a table's check boxes as OCR reads them
+
+
+def _box_marks(word: str) -> bool:
+    return len(word) <= 3 and set(word) <= BOX_CHARS
 
 
 def drop_running_lines(lines: list[TextLine], words: pd.DataFrame, settings: ReaderSettings,
@@ -212,6 +267,15 @@ def text_words(ln: TextLine) -> list[str]:
         while end and is_percent(words[end - 1]):
             end -= 1
     return words[:end]
+
+
+def row_text_words(ln: TextLine, keep: frozenset[str] = frozenset()) -> list[str]:
+    """`text_words`, and where the line holds several numbers (a table row whose item wraps: `You or
+    your 6 5 8&9 1`), without them (but those in `keep`, a wording's own): what the line says."""
+    words = text_words(ln)
+    numbers = [w for w in words if any(ch.isdigit() for ch in w) and sum(ch.isalpha() for ch in w) <= 1
+               and w.strip(".,;:?!()") not in keep]
+    return [w for w in words if w not in numbers] if len(numbers) >= 2 else words
 
 
 def content_words(ln: TextLine) -> list[str]:

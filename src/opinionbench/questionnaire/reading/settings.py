@@ -15,4 +15,4 @@ class ReaderSettings:
     code_min_ratio: float = 88.0  # printed code vs codebook code after folding OCR confusions
     option_min_ratio: float = 70.0  # OCR'd option label vs codebook label
     band: float = BAND  # top and bottom share of a page where running headers and footers live
-    max_label_lines: int = 6  # an option label may wrap over this many lines (narrow columns)
+    max_label_lines: int = 10  # an option label may wrap over this many lines (narrow label columns)

@@ -3,6 +3,8 @@ and the stem printed above the table."""
 
 from __future__ import annotations
 
+import re
+
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
@@ -25,14 +27,14 @@ def table_row(lines: list[TextLine], i: int, labels: list[str]) -> tuple[list[st
     centres = [(lft + rgt) / 2 for lft, rgt, _ in cells]
     bound = centres[0] - (centres[-1] - centres[0]) / (len(centres) - 1) / 2
 
-    def mids(ln: TextLine) -> list[float]:
-        return [(lft + rgt) / 2 for lft, rgt in zip(ln.lefts, ln.rights)]
+    def mids(ln: TextLine) -> list[float]:  # of its words, not of OCR's specks (`.`) beside them
+        return [(lft + rgt) / 2 for lft, rgt, w in zip(ln.lefts, ln.rights, ln.words) if any(ch.isalnum() for ch in w)]
 
     j = i - 1
     while j >= 0 and lines[j].page == row.page:  # the table's other rows (and their wrapped item text)
         ln = lines[j]
         right_values = sum((lft + rgt) / 2 >= bound for lft, rgt, _ in _cells(ln))
-        if right_values >= len(labels) - ROW_MISSING_CELLS or all(m < bound for m in mids(ln)):
+        if right_values >= len(labels) - ROW_MISSING_CELLS or all(m < bound for m in mids(ln)) or _speck(ln):
             j -= 1
             continue
         break
@@ -49,10 +51,17 @@ def table_row(lines: list[TextLine], i: int, labels: list[str]) -> tuple[list[st
     texts = [" ".join(h) for h in heads]
     by_label = header_labels(lines[j + 1:header_end + 1], labels)  # wrapped heads set close together
     if [k for k, _ in by_label] == list(range(len(labels))):  # interleave: each label's own words, if all are there
-        texts = [h for _, h in by_label]
+        texts = [max((by_column, own), key=lambda h: fuzz.ratio(ocr_fold(h), ocr_fold(label)))
+                 for by_column, (_, own), label in zip(texts, by_label, labels)]  # whichever reads more like it
     return texts, [_value(w) or "" for _, _, w in cells], j + 1
 
 
+def _speck(ln: TextLine) -> bool:
+    """A line of OCR speckle (`p.t`, `-`): too few letters or digits to be a head or a row."""
+    return sum(ch.isalnum() for w in ln.words for ch in w) <= SPECK_ALNUM
+
+
+SPECK_ALNUM = 2
 ROW_MISSING_CELLS = 2  # cells of a row above that OCR may have lost or merged
 
 
@@ -66,8 +75,14 @@ def _cells(row: TextLine) -> list[tuple[int, int, str]]:
     first = next((k for k, w in enumerate(row.words) if is_percent(w) and any(ch.isdigit() for ch in w)), None)
     if first is None:
         return []
-    return [(lft, rgt, w) for lft, rgt, w in zip(row.lefts[first:], row.rights[first:], row.words[first:])
-            if _value(w) is not None and len(w) <= 4 and any(ch.isdigit() or ch in "<§$" for ch in w)]
+    out = []
+    for lft, rgt, w in zip(row.lefts[first:], row.rights[first:], row.words[first:]):
+        if _value(w) is not None and len(w) <= 4 and any(ch.isdigit() or ch in "<§$" for ch in w):
+            out.append((lft, rgt, w))
+        elif len(w) == 4 and w.isdigit() and _value(w[:2]) is not None and _value(w[2:]) is not None:
+            mid = (lft + rgt) // 2  # two cells OCR read as one word (`18 56` as `1856`)
+            out += [(lft, mid, w[:2]), (mid + 1, rgt, w[2:])]
+    return out
 
 
 def stem_text(lines: list[TextLine], start: int, stop: int, stem: str) -> tuple[str, int]:
@@ -106,6 +121,8 @@ def find_stem(lines: list[TextLine], lo: int, hi: int, stem: str, max_lines: int
 
 
 HEAD_WORD_MIN_RATIO = 75.0
+GLUED_LABEL_MIN_RATIO = 85.0
+GLUED_HEADS = re.compile(r"(?<=[A-Za-z])[—–=]+(?=[A-Za-z])")  # `reason—sreason`: two columns' heads OCR joined
 HEAD_LABEL_MIN_SHARE = 0.5
 
 
@@ -114,10 +131,16 @@ def header_labels(head_lines: list[TextLine], labels: list[str]) -> list[tuple[i
     column positions to go by): each codebook label whose words are (nearly all) among the head
     words, in codebook order, spelled as OCR read them; with the label's index. Words of one or
     two letters need not be found: OCR glues them to a neighbour (`Nota problem`, `Alot`)."""
-    pool = [w for ln in head_lines for w in ln.words]
+    pool = [part for ln in head_lines for w in ln.words for part in GLUED_HEADS.split(w) if part]
     used = [False] * len(pool)
     out = []
     for n, label in enumerate(labels):
+        glued = [k for k, p in enumerate(pool) if not used[k] and len(label.split()) > 1
+                 and fuzz.ratio(ocr_fold(label.replace(" ", "")), ocr_fold(p)) >= GLUED_LABEL_MIN_RATIO]
+        if glued:  # the label's words OCR read as one (`Notatall`)
+            used[glued[0]] = True
+            out.append((n, pool[glued[0]]))
+            continue
         got, long_got = [], 0
         for word in label.split():
             scores = [(fuzz.ratio(ocr_fold(word), ocr_fold(p)), -k) for k, p in enumerate(pool) if not used[k]]
