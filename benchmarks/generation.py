@@ -22,7 +22,7 @@ the median meets it and the minimum is near.
 Questions: ../shared/data/opinionqa_xl/opinionqa-xl.json (every k-th question so that waves
 and topics vary); without it the 12 embedded sample questions (said so in the output).
 
-Usage: python benchmarks/generation.py [--questions 32] [--batch-size 32] [--samples 8] [--repeats 3]
+Usage: python benchmarks/generation.py [--questions 32] [--batch-size 128] [--samples 8] [--repeats 3]
 Last line: batched_speedup=X.X (all one-at-a-time seconds / all batched seconds, median of the repetitions)
 """
 
@@ -43,6 +43,7 @@ from opinionbench.elicit.base import Item, MethodSettings
 from opinionbench.elicit.sequence import SequenceSettings
 from opinionbench.elicit.verbalized import VerbalizedSettings
 from opinionbench.models.base import GenerationRequest, metered
+from opinionbench.models.hf import HFBackend, HFSettings
 from opinionbench.steering import steer
 from opinionbench.steering.base import SteeringData
 
@@ -122,14 +123,13 @@ def spread(name: str, ratios: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=32, help="generation_batch_size of the batched path (rows)")
+    parser.add_argument("--batch-size", type=int, default=HFSettings.model_fields["generation_batch_size"].default,
+                        help="generation_batch_size of the batched path (rows; default: the backend's)")
     parser.add_argument("--samples", type=int, default=8, help="sequence answers sampled per prompt (params.yaml: 8)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="A-B-B-A repetitions (the spread is printed)")
     parser.add_argument("--data", type=Path, default=OPINIONQA_XL)
     args = parser.parse_args()
-
-    from opinionbench.models.hf import HFBackend
 
     questions, source = load_questions(args.questions, args.data)
     verbal, sampled = requests_for(questions, args.samples)

@@ -247,15 +247,12 @@ def test_batched_generation_gives_the_one_at_a_time_replies_and_seeded_samples_r
 def test_caches_written_in_place_give_the_plain_cache_numbers_bit_for_bit(smollm2, sample, two_qkeys, monkeypatch):
     """hf_cache.py's growing caches only move where keys and values live: the log-probs and the
     generated replies are exactly those of transformers' own cache (so no prediction changes)."""
-    from opinionbench.models import hf_cache
-
     prompts = _logprob_prompts(sample, two_qkeys)
     requests = _generation_requests(sample, two_qkeys)
-    assert hf_cache.growable(smollm2.model.config)
+    assert smollm2.growing
     grown = [r.logprobs for r in smollm2.next_token_logprobs(prompts, candidates(4))]
     grown_replies, _ = _generate_with(smollm2, requests, 5)
-    monkeypatch.setattr(hf_cache, "growable", lambda config: False)
-    monkeypatch.setattr(smollm2, "_growable", None)
+    monkeypatch.setattr(smollm2, "growing", False)
     plain = [r.logprobs for r in smollm2.next_token_logprobs(prompts, candidates(4))]
     plain_replies, _ = _generate_with(smollm2, requests, 5)
     assert grown == plain
@@ -263,7 +260,7 @@ def test_caches_written_in_place_give_the_plain_cache_numbers_bit_for_bit(smollm
 
 
 def test_attention_on_the_cache_own_key_value_heads_gives_the_repeated_heads_numbers_bit_for_bit(
-        smollm2, sample, two_qkeys):
+        smollm2, sample, two_qkeys, monkeypatch):
     """hf_cache.grouped_attention only skips transformers' copy of the keys and values over the
     query heads: prompts on shared prefixes (padded) and a step of chunks of three lengths give
     the same hidden states bit for bit, so no reply changes."""
@@ -276,8 +273,8 @@ def test_attention_on_the_cache_own_key_value_heads_gives_the_repeated_heads_num
 
     def hidden(grouped: bool) -> torch.Tensor:
         with torch.inference_mode():
+            monkeypatch.setattr(smollm2, "grouped", grouped)
             decoder = hf_decode._Decoder(smollm2, hf_decode._SharedPrefixes(smollm2, prompts, encoded))
-            decoder.grouped = grouped
             rows = decoder._start(list(range(len(prompts))), [[] for _ in prompts])
             decoder._feed(rows, [[smollm2.pad_id] * (1 + i % 3) for i in range(len(prompts))])
             return rows.hidden
@@ -298,6 +295,75 @@ def test_samples_with_the_same_tokens_so_far_are_decoded_on_one_row():
     new, parents, fed = _next_rows(owner, slot, chosen, ended, pending={0, 1})
     assert (parents, fed) == ([0, 0, 1], [5, 7, 9])
     assert new[:6] == [0, 0, 1, 0, 2, 2]
+
+
+def test_rows_regrouped_in_place_hold_their_parents_rows(smollm2):
+    """`_Rows.regroup` copies only the rows it adds (a row's first continuation stays where it is;
+    the room for rows runs out and doubles on the way) and gathers all rows once rows read by none
+    are a quarter of them: either way every new row holds its parent's keys, values, mask,
+    position and hidden state bit for bit."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import DynamicCache
+
+    from opinionbench.models import hf_cache
+    from opinionbench.models.hf_decode import _Rows
+
+    config = smollm2.model.config
+    torch.manual_seed(0)
+    heads, dim = config.num_key_value_heads, config.hidden_size // config.num_attention_heads
+    source = SimpleNamespace(layers=[SimpleNamespace(keys=torch.randn(3, heads, 5, dim), values=torch.randn(3, heads, 5, dim))
+                                     for _ in DynamicCache(config=config).layers])
+
+    def three_rows() -> _Rows:
+        mask = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
+        cache = hf_cache.stacked_cache(config, [source], [mask], spare=4, dtype=torch.float32, spare_rows=2)
+        return _Rows(cache, mask, torch.tensor([7, 9, 5]), torch.arange(12.0).reshape(3, 4))
+
+    rows, first = three_rows(), three_rows()
+    origin = [0, 1, 2]  # the first row each row of `rows` is a copy of
+    for parents, in_place in (([0, 0, 1, 2, 2, 2], True),  # three rows added: the room of two doubles
+                              ([0, 1, 3, 3, 4, 5, 5], True),  # row 2 read by none: one of eight, it stays
+                              ([0, 0, 4, 6, 6], False)):  # five of eight read by none: all gathered
+        place = rows.regroup(parents)
+        assert (place != list(range(len(parents)))) == in_place
+        grown = origin + [None] * (max(place) + 1 - len(origin)) if in_place else [None] * len(parents)
+        for j, parent in enumerate(parents):
+            grown[place[j]] = origin[parent]
+        origin = grown
+        for j in place:
+            at = origin[j]
+            for mine, theirs in zip(rows.cache.layers, first.cache.layers):
+                assert torch.equal(mine.keys[j], theirs.keys[at]) and torch.equal(mine.values[j], theirs.values[at])
+            assert torch.equal(rows.mask[j], first.mask[at]) and rows.position[j] == first.position[at]
+            assert torch.equal(rows.hidden[j], first.hidden[at])
+        assert len(rows.position) == rows.cache.layers[0].keys.shape[0] == len(origin)
+
+
+def test_prompts_are_split_into_the_forwards_that_compute_fewest_tokens():
+    """`_forwards` (how a batch's prompts are run): consecutive runs of at most `most` prompts whose
+    padded tokens plus a cost per forward are the least of every possible split (checked against
+    all splits of random small batches)."""
+    import itertools
+    import random
+
+    from opinionbench.models.hf_decode import _forwards
+
+    def cost_of(runs, lengths, cost):
+        return sum((stop - start) * max(lengths[start:stop]) + cost for start, stop in runs)
+
+    rng = random.Random(0)
+    for _ in range(300):
+        lengths = sorted(rng.randint(1, 60) for _ in range(rng.randint(1, 8)))
+        most, cost = rng.randint(1, 4), rng.choice([0, 5, 40])
+        runs = _forwards(lengths, most, cost)
+        assert [start for start, _ in runs] == [0] + [stop for _, stop in runs[:-1]] and runs[-1][1] == len(lengths)
+        assert all(0 < stop - start <= most for start, stop in runs)
+        splits = ([(a, b) for a, b in zip((0, *cuts), (*cuts, len(lengths)))]
+                  for k in range(len(lengths)) for cuts in itertools.combinations(range(1, len(lengths)), k))
+        best = min(cost_of(split, lengths, cost) for split in splits if all(b - a <= most for a, b in split))
+        assert cost_of(runs, lengths, cost) == best
 
 
 def test_a_rerun_reuses_what_was_computed_and_computes_only_new_cells(smollm2, sample, tmp_path):

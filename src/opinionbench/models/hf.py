@@ -52,8 +52,9 @@ class HFSettings(BackendSettings):
     batch_size: int | dict[Literal["cpu", "cuda", "mps"], Annotated[int, Field(ge=1, le=4096)]] = Field(
         8, description="prompts per forward pass: one number, or per device ({cpu: 8, cuda: 64})")
     generation_batch_size: int = Field(
-        32, ge=1, le=4096, description="rows decoded together by generate (verbalized, sequence; a sampled "
-                                       "request takes n rows, never split)")
+        128, ge=1, le=4096, description="rows decoded together by generate (verbalized, sequence; a sampled "
+                                        "request takes n rows, never split; its samples share rows while "
+                                        "their tokens agree, so it mostly decodes on fewer)")
     threads: int | None = Field(2, ge=1, description="torch CPU threads")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: cuda, else mps, else cpu")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -142,7 +143,13 @@ class HFBackend(Backend):
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.digits = digit_ids(self.tokenizer)  # None: the tokenizer cannot spell a number digit by digit
         self.tokens_processed = 0  # forward tokens actually computed (benchmarks read it)
-        self._growable: bool | None = None  # hf_cache.growable, known on first use
+        from opinionbench.models import hf_cache
+
+        # How the batched paths hold and read their KV caches, decided once for the loaded model
+        # (hf_cache.py): written in place where every cache layer is plain full attention, and
+        # attention on the cache's own key/value heads on the CPU.
+        self.growing = hf_cache.growable(self.model.config)
+        self.grouped = self.device == "cpu"
 
     def request_key(self) -> dict[str, object]:
         """Another device class computes other numbers (kernels, reductions): its cells are its own.
@@ -252,9 +259,7 @@ class HFBackend(Backend):
         whose cache layers are not plain full attention."""
         from opinionbench.models import hf_cache
 
-        if self._growable is None:
-            self._growable = hf_cache.growable(self.model.config)
-        if self._growable:
+        if self.growing:
             return hf_cache.expanded_cache(self.model.config, cache, rows, width)
         past = copy.deepcopy(cache)
         past.batch_repeat_interleave(rows)

@@ -18,6 +18,7 @@ embedded SmolLM2); others (sliding-window, hybrid) keep transformers' own layers
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,32 +31,35 @@ if TYPE_CHECKING:
 
 
 class GrowingLayer(DynamicLayer):
-    """A `DynamicLayer` whose `keys`/`values` are the first `length` columns of larger buffers."""
+    """A `DynamicLayer` whose `keys`/`values` are the first `rows` rows and `length` columns of
+    larger buffers: columns are written in place as tokens come, rows are added by copying only
+    the rows added (`append_rows`)."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int, rows: int | None = None) -> None:
         super().__init__()
         self._keys, self._values, self.length = keys, values, length
+        self.rows = keys.shape[0] if rows is None else rows
         self.device, self.is_initialized = keys.device, True
         self._view()
 
     def _view(self) -> None:
-        self.keys = self._keys[:, :, :self.length]
-        self.values = self._values[:, :, :self.length]
+        self.keys = self._keys[:self.rows, :, :self.length]
+        self.values = self._values[:self.rows, :, :self.length]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         n = key_states.shape[-2]
         if self.length + n > self._keys.shape[2]:
             self._grow(self.length + n)
-        self._keys[:, :, self.length:self.length + n] = key_states
-        self._values[:, :, self.length:self.length + n] = value_states
+        self._keys[:self.rows, :, self.length:self.length + n] = key_states
+        self._values[:self.rows, :, self.length:self.length + n] = value_states
         self.length += n
         self._view()
         return self.keys, self.values
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, 2 * self._keys.shape[2])
-        keys, values = (buffer.new_zeros((*buffer.shape[:2], capacity, buffer.shape[3]))
-                        for buffer in (self._keys, self._values))
+        keys, values = (buffer.new_empty((*buffer.shape[:2], capacity, buffer.shape[3]))
+                        for buffer in (self._keys, self._values))  # columns past `length` are written before read
         keys[:, :, :self.length] = self.keys
         values[:, :, :self.length] = self.values
         self._keys, self._values = keys, values
@@ -66,11 +70,33 @@ class GrowingLayer(DynamicLayer):
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep the rows at `indices` (a row given k times is repeated): one gather of the filled columns."""
         self._keys, self._values = self._keys[indices], self._values[indices]
+        self.rows = len(indices)
         self._view()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        self._keys = self._keys.repeat_interleave(repeats, dim=0)
-        self._values = self._values.repeat_interleave(repeats, dim=0)
+        self._keys = self.keys.repeat_interleave(repeats, dim=0)
+        self._values = self.values.repeat_interleave(repeats, dim=0)
+        self.rows = self._keys.shape[0]
+        self._view()
+
+    def append_rows(self, parents: list[int]) -> None:
+        """Copies of the rows at `parents` added after the rows: only those rows are copied, into
+        room kept after the rows (made, doubling, when there is none), each run of copies of one
+        row written straight from it (a gather would allocate and fill a temporary first)."""
+        needed = self.rows + len(parents)
+        if needed > self._keys.shape[0]:
+            capacity = max(needed, 2 * self._keys.shape[0])
+            keys, values = (buffer.new_empty((capacity, *buffer.shape[1:])) for buffer in (self._keys, self._values))
+            keys[:self.rows, :, :self.length] = self.keys
+            values[:self.rows, :, :self.length] = self.values
+            self._keys, self._values = keys, values
+        start = self.rows
+        for parent, run in itertools.groupby(parents):
+            stop = start + len(list(run))
+            for buffer in (self._keys, self._values):
+                buffer[start:stop, :, :self.length] = buffer[parent:parent + 1, :, :self.length]
+            start = stop
+        self.rows = needed
         self._view()
 
     def crop(self, tokens_to_remove: int) -> None:
@@ -115,10 +141,11 @@ def growable(config: Any) -> bool:
 
 
 def stacked_cache(config: Any, caches: Sequence[Any], masks: Sequence[torch.Tensor], spare: int,
-                  dtype: torch.dtype) -> DynamicCache:
+                  dtype: torch.dtype, spare_rows: int = 0) -> DynamicCache:
     """One cache of growing layers for the rows of several caches of different widths (None: no
     tokens yet), each right-aligned in the widest with the columns before it zero (masked by
-    `masks`, each cache's [rows, width]), and `spare` empty columns after, written in one copy."""
+    `masks`, each cache's [rows, width]), and `spare` empty columns after, written in one copy;
+    room for `spare_rows` more rows (`GrowingLayer.append_rows`; memory not touched until used)."""
     import torch
 
     width = max(m.shape[1] for m in masks)
@@ -127,8 +154,9 @@ def stacked_cache(config: Any, caches: Sequence[Any], masks: Sequence[torch.Tens
     dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     layers = []
     for j in range(len(DynamicCache(config=config).layers)):
-        keys = torch.zeros((rows, heads, width + spare, dim), dtype=dtype)
-        values = torch.zeros((rows, heads, width + spare, dim), dtype=dtype)
+        keys = torch.empty((rows + spare_rows, heads, width + spare, dim), dtype=dtype)
+        values = torch.empty((rows + spare_rows, heads, width + spare, dim), dtype=dtype)
+        keys[:rows, :, :width], values[:rows, :, :width] = 0, 0
         start = 0
         for cache, m in zip(caches, masks):
             n, w = m.shape
@@ -136,8 +164,13 @@ def stacked_cache(config: Any, caches: Sequence[Any], masks: Sequence[torch.Tens
                 keys[start:start + n, :, width - w:width] = cache.layers[j].keys
                 values[start:start + n, :, width - w:width] = cache.layers[j].values
             start += n
-        layers.append(GrowingLayer(keys, values, width))
+        layers.append(GrowingLayer(keys, values, width, rows))
     return _cache_of(config, layers)
+
+
+def appendable(cache: Any) -> bool:
+    """Whether rows can be added to `cache` by copying only them (all its layers are `GrowingLayer`s)."""
+    return all(isinstance(layer, GrowingLayer) for layer in cache.layers)
 
 
 def expanded_cache(config: Any, prefix: Any, rows: int, spare: int) -> DynamicCache:

@@ -12,8 +12,11 @@ constrained JSON of `verbalized` (json_grammar.py) is followed per row, reading 
 rows of the LM head; free text (`sequence`) picks each token as `model.generate` does
 (top_k=0, top_p=1), each sampled request drawing from its own seeded `torch.Generator`, and
 its n samples share one row of the cache for as long as their tokens agree (short answers
-mostly do: a batch of 4 requests x 8 samples runs 4 rows at its first step and ~17-20 at
-the next ones instead of 32); attention reads the cache's own key/value heads (hf_cache.py).
+mostly do: 32 requests x 8 samples run 32 rows at their first step and ~145-175 at the next
+ones instead of 256); a row that splits keeps its place and its new rows are copies added
+after the rows, so a step copies the caches of the rows added, not of all rows; attention
+reads the cache's own key/value heads (hf_cache.py). A batch's prompts run in as many
+forwards as keeps padding cheaper than another forward (`_forwards`).
 
 Why not `model.generate` with a logits processor: it draws every sampled row from the global
 random stream (a request's samples would depend on its batch), it cannot feed a forced chunk
@@ -50,6 +53,8 @@ class DecodingModel(Protocol):
     batch_size: int  # prompts per forward
     generation_batch_size: int  # rows decoded together
     digits: dict[str, int] | None  # json_grammar.digit_ids
+    growing: bool  # caches written in place (hf_cache.growable)
+    grouped: bool  # attention on the cache's own key/value heads (hf_cache.grouped_attention)
 
     def encode(self, prompt: Prompt) -> list[int]: ...
 
@@ -129,6 +134,39 @@ class _Rows:
         if self.hidden is not None:
             self.hidden = self.hidden[at]
 
+    def regroup(self, parents: list[int]) -> list[int]:
+        """Rows for the next step, new row j continuing row `parents[j]`, with as little copying
+        as can be: each row's first continuation stays where it is and each further one is a copy
+        of it added after the rows (one row's cache copied, not the whole batch's, as `select`
+        would); a row continued by none stays (fed a pad, read by none) until such rows are a
+        quarter of the rows, then all rows are gathered in order. Returns where each new row is."""
+        import torch
+
+        from opinionbench.models import hf_cache
+
+        count = len(self.position)
+        place, kept, added = [0] * len(parents), set(), []
+        for j, parent in enumerate(parents):
+            if parent in kept:
+                place[j] = count + len(added)
+                added.append(parent)
+            else:
+                kept.add(parent)
+                place[j] = parent
+        if count - len(kept) >= max(1, (count + len(added)) // 4) or not hf_cache.appendable(self.cache):
+            if parents != list(range(count)):
+                self.select(parents)
+            return list(range(len(parents)))
+        if added:
+            at = torch.tensor(added, dtype=torch.long, device=self.mask.device)
+            for layer in self.cache.layers:
+                layer.append_rows(added)
+            self.mask = torch.cat([self.mask, self.mask[at]])
+            self.position = torch.cat([self.position, self.position[at]])
+            if self.hidden is not None:
+                self.hidden = torch.cat([self.hidden, self.hidden[at]])
+        return place
+
 
 class _SharedPrefixes:
     """The token prefix each prompt of a `generate` call shares with its group
@@ -159,11 +197,7 @@ class _Decoder:
     """The decoding loops of one `generate` call, over the batches `generate` makes."""
 
     def __init__(self, backend: DecodingModel, prefixes: _SharedPrefixes) -> None:
-        from opinionbench.models import hf_cache
-
         self.backend, self.prefixes = backend, prefixes
-        self.growing = hf_cache.growable(backend.model.config)  # caches written in place (hf_cache.py)
-        self.grouped = backend.device == "cpu"  # attention on the cache's own key/value heads (hf_cache.py)
 
     def constrained(self, requests: list[GenerationRequest], batch: list[int]) -> list[str]:
         """Verbalized JSON replies of a batch: every row follows its own `json_program`, all rows
@@ -206,15 +240,16 @@ class _Decoder:
 
         Samples with the same tokens so far are the same row: each prompt runs once and its n
         samples start on its one row; each step keeps one row per distinct (prompt, tokens so far)
-        (`_next_rows`) and runs the body and the 49k-row LM head on those only (the samples of a
-        short answer mostly agree, so a few rows instead of n), the logits then read back out
-        to the n samples. A draw reads every sample's row, ended ones included (their pick is
+        (`_next_rows`, placed by `_Rows.regroup`: rows added are copies of their parent row, rows
+        no sample reads are fed a pad until they leave) and runs the body and the 49k-row LM
+        head on those only (the samples of a short answer mostly agree, so a few rows instead
+        of n), the logits then read back out to the n samples. A draw reads every sample's row, ended ones included (their pick is
         dropped), as `model.generate` does: the random stream is used alike whatever was picked."""
         import torch
 
         b = self.backend
-        rows = self._start(batch, [[] for _ in batch])
         owner = [k for k, r in enumerate(requests) for _ in range(_rows_of(r))]  # request of each sample
+        rows = self._start(batch, [[] for _ in batch], room=len(owner) - len(batch))
         generators = [_generator(r, b.device) for r in requests]
         eos = eos_ids(b)
         tokens: list[list[int]] = [[] for _ in owner]
@@ -241,42 +276,51 @@ class _Decoder:
             if not pending:
                 break
             slot, parents, fed = _next_rows(owner, slot, chosen, ended, pending)
-            if parents != list(range(len(rows.position))):
-                rows.select(parents)
-            self._feed(rows, [[token] for token in fed])
+            place = rows.regroup(parents)
+            chunks = [[b.pad_id] for _ in rows.position]  # a row no sample reads is fed a pad
+            for j, token in zip(place, fed):
+                chunks[j] = [token]
+            slot = [place[j] for j in slot]
+            self._feed(rows, chunks)
         return [[b.tokenizer.decode(tokens[s], skip_special_tokens=True) for s, o in enumerate(owner) if o == k]
                 for k in range(len(requests))]
 
-    def _start(self, batch: list[int], first: list[list[int]]) -> _Rows:
-        """The batch's prompts run, `batch_size` prompts per forward (the batch is sorted by length,
-        so each forward pads little; one forward for 32 prompts of 150-210 tokens computed 30% pads),
+    def _start(self, batch: list[int], first: list[list[int]], room: int = 0) -> _Rows:
+        """The batch's prompts run, at most `batch_size` prompts per forward, split where padding
+        would cost more than another forward (`_forwards`; the batch is sorted by length),
         then joined into one set of rows. Each row's shared prefix comes from its group's cache; the
-        rest of its prompt, then `first` (tokens forced before any choice), is computed here."""
+        rest of its prompt, then `first` (tokens forced before any choice), is computed here.
+        `room`: rows the cache keeps room for beyond the batch's (`_Rows.regroup` adds them)."""
         import torch
 
-        prefixes, size = self.prefixes, self.backend.batch_size
+        prefixes = self.prefixes
+        runs = [prefixes.suffix(i) + extra for i, extra in zip(batch, first)]
+        forwards = _forwards([len(r) for r in runs], self.backend.batch_size, _forward_cost(self.backend.device))
         parts = []
-        for start in range(0, len(batch), size):
-            some = batch[start:start + size]
+        for start, stop in forwards:
+            some = batch[start:stop]
             lengths = [prefixes.length[i] for i in some]
-            chunks = [prefixes.suffix(i) + extra for i, extra in zip(some, first[start:start + len(some)])]
+            chunks = runs[start:stop]
             cache, mask = self._stacked([prefixes.cache(i) for i in some],
                                         [torch.ones((1, n), dtype=torch.long) for n in lengths],
-                                        spare=max(len(c) for c in chunks) + _ROOM)
+                                        spare=max(len(c) for c in chunks) + _ROOM,
+                                        spare_rows=room if len(forwards) == 1 else 0)
             rows = _Rows(cache, mask, torch.tensor(lengths, dtype=torch.long))
             self._feed(rows, chunks)
             parts.append(rows)
         if len(parts) == 1:
             return parts[0]
-        cache, mask = self._stacked([p.cache for p in parts], [p.mask for p in parts], spare=_ROOM)
+        cache, mask = self._stacked([p.cache for p in parts], [p.mask for p in parts], spare=_ROOM, spare_rows=room)
         return _Rows(cache, mask, torch.cat([p.position for p in parts]), torch.cat([p.hidden for p in parts]))
 
-    def _stacked(self, caches: Sequence[Any], masks: Sequence[torch.Tensor], spare: int) -> tuple[Any, torch.Tensor]:
+    def _stacked(self, caches: Sequence[Any], masks: Sequence[torch.Tensor], spare: int,
+                 spare_rows: int = 0) -> tuple[Any, torch.Tensor]:
         """One cache and mask for the rows of several caches of different widths (a prompt's shared
         prefix, None for none; a group of rows already run): each right-aligned in the widest, the
         columns before it zero and masked, so every row's last token stays the last column. Keys
         carry their rotary positions, so the alignment moves nothing. `masks`: each cache's
-        [rows, width] mask; `spare`: columns of room for the tokens fed next (growing caches)."""
+        [rows, width] mask; `spare`, `spare_rows`: room for the tokens fed next and for rows added
+        (growing caches)."""
         import torch
         from transformers import DynamicCache
 
@@ -285,8 +329,8 @@ class _Decoder:
         config = self.backend.model.config
         width = max(m.shape[1] for m in masks)
         mask = torch.cat([torch.nn.functional.pad(m, (width - m.shape[1], 0)) for m in masks])
-        if self.growing:
-            return hf_cache.stacked_cache(config, caches, masks, spare, self.backend.model.dtype), mask
+        if self.backend.growing:
+            return hf_cache.stacked_cache(config, caches, masks, spare, self.backend.model.dtype, spare_rows), mask
         some = next((c for c, m in zip(caches, masks) if c is not None and m.shape[1]), None)
         if some is None:
             return DynamicCache(config=config), mask
@@ -323,7 +367,7 @@ class _Decoder:
             mask[i, width - len(chunk):] = 1
             positions[i, width - len(chunk):] += torch.arange(len(chunk))
         rows.mask = torch.cat([rows.mask, mask], dim=1)
-        with hf_cache.grouped_attention() if width > 1 and self.grouped else contextlib.nullcontext():
+        with hf_cache.grouped_attention() if width > 1 and b.grouped else contextlib.nullcontext():
             hidden = b.body(input_ids=ids, attention_mask=rows.mask, position_ids=positions,
                             past_key_values=rows.cache, use_cache=True).last_hidden_state
         rows.hidden = hidden[:, -1]
@@ -338,6 +382,41 @@ class _Decoder:
         head = self.backend.head
         bias = getattr(head, "bias", None)
         return F.linear(hidden, head.weight[ids], None if bias is None else bias[ids])
+
+
+# What one more forward of a batch's prompts costs, in padded tokens: on the 2-core CPU a forward
+# of 130-token prompts costs ~16 ms beyond its tokens (reading the weights, per-op overhead) and
+# a token ~1.3 ms, so padding a prompt by more than ~12 tokens costs more than another forward
+# (16 verbalized prompts: 2 forwards of 8 computed 18% more tokens than the prompts have; split
+# this way, 7 forwards computed 1.3% more and the batch took 7% less time; 32 prompts: 3% less).
+# On an accelerator a padded token costs little beside a forward.
+_FORWARD_COST_TOKENS = {"cpu": 12}
+_ACCELERATOR_FORWARD_COST_TOKENS = 4096
+
+
+def _forward_cost(device: str) -> int:
+    return _FORWARD_COST_TOKENS.get(str(device).split(":")[0], _ACCELERATOR_FORWARD_COST_TOKENS)
+
+
+def _forwards(lengths: list[int], most: int, cost: int) -> list[tuple[int, int]]:
+    """Consecutive runs of `lengths` (the tokens each prompt feeds; sorted, so neighbours pad each
+    other little), at most `most` prompts each, that compute the fewest tokens counting each run
+    padded to its longest prompt and `cost` tokens for each run: the cheapest split, by dynamic
+    programming over where each run ends. Returns (start, stop) of each run, in order."""
+    best = [0] + [None] * len(lengths)  # best[j]: cheapest cost of the first j prompts
+    cut = [0] * (len(lengths) + 1)  # where the last run of that cheapest split starts
+    for stop in range(1, len(lengths) + 1):
+        widest = 0
+        for start in range(stop - 1, max(0, stop - most) - 1, -1):
+            widest = max(widest, lengths[start])
+            total = best[start] + (stop - start) * widest + cost
+            if best[stop] is None or total < best[stop]:
+                best[stop], cut[stop] = total, start
+    runs, stop = [], len(lengths)
+    while stop:
+        runs.append((cut[stop], stop))
+        stop = cut[stop]
+    return runs[::-1]
 
 
 _ROOM = 32  # spare cache columns for the steps after a batch's prompts (a growing cache doubles when full)

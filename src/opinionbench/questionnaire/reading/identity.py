@@ -14,6 +14,7 @@ claimed on its sibling's lines.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -95,9 +96,7 @@ def rival(own: Identity, everyone: list[Identity], wording: str, options: list[s
     `own`'s (a sibling's block), or None when the block is `own`'s as far as words can tell."""
     printed = tuple(words_of(" ".join([wording, *options])))
     printed_wording = tuple(words_of(wording))
-    for other in everyone:
-        if other.qcode == own.qcode or not _near(own.text, other.text):
-            continue
+    for other in _siblings(own, everyone):
         mine, theirs, seen = own.words - other.words, other.words - own.words, printed
         if not mine and not theirs:  # the same words in all: those of the wordings alone tell them apart
             mine, theirs = own.wording_words - other.wording_words, other.wording_words - own.wording_words
@@ -112,15 +111,20 @@ def rival(own: Identity, everyone: list[Identity], wording: str, options: list[s
     return _closer_sibling(own, everyone, ocr_fold(wording))
 
 
+def _siblings(own: Identity, everyone: list[Identity]) -> Iterator[Identity]:
+    """The other questions whose texts are near `own`'s: those a block printed for one could be
+    mistaken for (`rival`, `_closer_sibling`)."""
+    return (other for other in everyone if other.qcode != own.qcode and _near(own.text, other.text))
+
+
 def _closer_sibling(own: Identity, everyone: list[Identity], printed: str) -> str | None:
     """A sibling whose whole wording the printed one is plainly closer to than to `own`'s, where
     no distinguishing word of three letters or more tells them apart."""
     if not own.wording:
         return None
     mine = Levenshtein.distance(printed, own.wording)
-    for other in everyone:
-        if other.qcode == own.qcode or not other.wording or not _near(own.text, other.text) \
-                or len(own.wording_words ^ other.wording_words) > MAX_WORDS_APART:
+    for other in _siblings(own, everyone):
+        if not other.wording or len(own.wording_words ^ other.wording_words) > MAX_WORDS_APART:
             continue
         if len(printed) < WHOLE_MIN_SHARE * max(len(own.wording), len(other.wording)):
             continue
