@@ -6,7 +6,9 @@ layers: ~200 MB a step for SmolLM2-135M), and a fresh allocation of that size pa
 on top. On the 2-core CPU this copying was a third of the time of `sequence` sampling and most
 of a `verbalized` step. Here each layer's keys and values are views of buffers with room to
 spare: a step writes its columns in place, a buffer grows (doubling) only when full, and a
-batch's cache is assembled from its rows' prefix caches with one copy.
+batch's cache is assembled from its rows' prefix caches with one copy. Rows have room to spare
+too: sampled rows that split are added by copying only the rows added (`append_rows`), where a
+gather of all rows (`batch_select_indices`) copied the whole batch's cache at every step.
 
 The numbers do not move: attention reads the same keys and values (a strided view instead of
 a fresh tensor), so results are bit-for-bit those of the plain cache.
@@ -74,8 +76,8 @@ class GrowingLayer(DynamicLayer):
         self._view()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        self._keys = self.keys.repeat_interleave(repeats, dim=0)
-        self._values = self.values.repeat_interleave(repeats, dim=0)
+        self._keys = self._keys[:self.rows].repeat_interleave(repeats, dim=0)
+        self._values = self._values[:self.rows].repeat_interleave(repeats, dim=0)
         self.rows = self._keys.shape[0]
         self._view()
 

@@ -243,8 +243,9 @@ class _Decoder:
         (`_next_rows`, placed by `_Rows.regroup`: rows added are copies of their parent row, rows
         no sample reads are fed a pad until they leave) and runs the body and the 49k-row LM
         head on those only (the samples of a short answer mostly agree, so a few rows instead
-        of n), the logits then read back out to the n samples. A draw reads every sample's row, ended ones included (their pick is
-        dropped), as `model.generate` does: the random stream is used alike whatever was picked."""
+        of n), the logits then read back out to the n samples. A draw reads every sample's row,
+        ended ones included (their pick is dropped), as `model.generate` does: the random stream
+        is used alike whatever was picked."""
         import torch
 
         b = self.backend
@@ -384,12 +385,15 @@ class _Decoder:
         return F.linear(hidden, head.weight[ids], None if bias is None else bias[ids])
 
 
-# What one more forward of a batch's prompts costs, in padded tokens: on the 2-core CPU a forward
-# of 130-token prompts costs ~16 ms beyond its tokens (reading the weights, per-op overhead) and
-# a token ~1.3 ms, so padding a prompt by more than ~12 tokens costs more than another forward
-# (16 verbalized prompts: 2 forwards of 8 computed 18% more tokens than the prompts have; split
-# this way, 7 forwards computed 1.3% more and the batch took 7% less time; 32 prompts: 3% less).
-# On an accelerator a padded token costs little beside a forward.
+# What one more forward of a batch's prompts costs, in padded tokens. On the 2-core CPU a padded
+# token costs what a real one does (~1.3 ms) and a forward carries a fixed cost on top (reading
+# the weights, per-op overhead; larger for short prompts), so a split that pads a prompt by more
+# than about this many tokens loses to one more forward. Measured with SmolLM2: 16 verbalized
+# prompts in 2 forwards of 8 computed 18% more tokens than the prompts have, split this way 7
+# forwards computed 1.3% more and the batch took 7% less time (32 prompts: 3% less); for 32
+# sequence prompts any cost from 4 to 40 tokens gave the same time within noise, one forward per
+# prompt took 1.6x as long and one forward for all 1.7x. Elsewhere (an accelerator, not measured
+# here) the fewest forwards of `batch_size` prompts, as before.
 _FORWARD_COST_TOKENS = {"cpu": 12}
 _ACCELERATOR_FORWARD_COST_TOKENS = 4096
 
