@@ -155,6 +155,15 @@ def test_every_dvc_stage_lists_its_own_module_in_deps():
     assert not missing, missing
 
 
+def test_the_report_stage_depends_on_every_path_its_page_names():
+    """The report page names the git content ids of CODE_PATHS: the evaluate stage must depend on
+    each, or a change there leaves the recorded page stale (a fresh run's page would differ)."""
+    from opinionbench.stages.evaluate import CODE_PATHS
+
+    deps = {str(dep).split("#")[0].strip() for dep in _dvc_stages()["evaluate"]["deps"]}
+    assert set(CODE_PATHS) <= deps, sorted(set(CODE_PATHS) - deps)
+
+
 def test_every_stage_module_is_a_dvc_stage_run_by_its_command():
     stages = _dvc_stages()
     modules = sorted(p.stem for p in (PACKAGE / "stages").glob("*.py") if p.stem != "__init__")

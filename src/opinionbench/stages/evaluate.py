@@ -104,11 +104,15 @@ def _data_source(data: DataParams) -> str:
     return f"data.waves_dir = {data.waves_dir.as_posix()}: {what}; waves: {waves}"
 
 
-CODE_PATHS = ("src", "dvc.yaml", "params.yaml")  # what makes the results, besides the data
+# What makes the results besides the data, named on the report page by git content id. Each is a
+# dep of the evaluate stage in dvc.yaml, so the page is remade whenever one changes (a page naming
+# code its stage does not depend on goes stale, and a fresh run's page then differs from the
+# recorded one). dvc.yaml cannot be a DVC dep, so the page does not name it: dvc.lock records it.
+CODE_PATHS = ("src/opinionbench", "params.yaml")
 
 
 def _code_version(root: Path) -> str:
-    """The code and config as git names their content (the object ids of `src/`, dvc.yaml and
+    """The code and config as git names their content (the object ids of `src/opinionbench/` and
     params.yaml at HEAD, `git log --find-object=ID` finds the commits), and whether they have
     uncommitted changes. Why content ids and not a commit hash or a date: the page is a DVC output
     whose hash dvc.lock records, so it may hold only what the same inputs reproduce. A commit hash
