@@ -262,10 +262,13 @@ def test_index_html_says_what_it_is_and_explains_every_column(tmp_path, sample_s
     assert main(["evaluate"]) == 0
     page = (root / "data/reports/index.html").read_text()
     assert "not a git checkout" in page
-    for args in (["init", "-q"], ["add", "params.yaml"], ["commit", "-q", "-m", "params"]):
+    code = root / "src" / "opinionbench"
+    code.mkdir(parents=True)
+    (code / "__init__.py").write_text('"""stand-in for the package"""\n')
+    for args in (["init", "-q"], ["add", "params.yaml", "src"], ["commit", "-q", "-m", "code"]):
         subprocess.run(["git", *args], cwd=root, env=env, check=True)
-    params_id = subprocess.run(["git", "rev-parse", "--short=12", "HEAD:params.yaml"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.strip()
+    code_id = subprocess.run(["git", "rev-parse", "--short=12", "HEAD:src/opinionbench"], cwd=root,
+                             capture_output=True, text=True, check=True).stdout.strip()
     assert main(["calibrate"]) == 0 and main(["evaluate"]) == 0
     first = (root / "data/reports/index.html").read_bytes()
     assert main(["evaluate"]) == 0
@@ -273,7 +276,7 @@ def test_index_html_says_what_it_is_and_explains_every_column(tmp_path, sample_s
     page = first.decode()
     context = re.search(r"<section id='context'>(.*?)</section>", page, re.S).group(1)
     assert "data.waves_dir = data/sample: the embedded synthetic sample" in context
-    assert f"git objects params.yaml {params_id}" in context and "uncommitted" not in context
+    assert f"git objects src/opinionbench {code_id}" in context and "uncommitted" not in context
     board = pd.read_csv(root / "data/reports/leaderboards/sample.csv")
     assert f"{int(board['n_questions'].max())} questions scored (of 12 in data/build)" in context
     assert "POLPARTY (Democrat, Independent, Other, Republican)" in context
@@ -287,7 +290,7 @@ def test_index_html_says_what_it_is_and_explains_every_column(tmp_path, sample_s
     assert all(text.strip() for _, text in dds), [term for term, text in dds if not text.strip()]
     for mark in ("+T", "in-sample", "oracle", "degenerate", "rep_worst_group", "calibrated_by", "source", "flag"):
         assert mark in page
-    # An edit to the config not yet committed is said so.
-    (root / "params.yaml").write_text((root / "params.yaml").read_text() + "# edited\n")
+    # An edit to the code not yet committed is said so.
+    (code / "__init__.py").write_text('"""stand-in for the package, edited"""\n')
     assert main(["evaluate"]) == 0
-    assert f"git objects params.yaml {params_id} (uncommitted changes)" in (root / "data/reports/index.html").read_text()
+    assert f"git objects src/opinionbench {code_id} (uncommitted changes)" in (root / "data/reports/index.html").read_text()

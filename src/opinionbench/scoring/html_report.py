@@ -139,7 +139,7 @@ class RunContext:
     # What the run is: only facts that are the same on every rerun of the same inputs (the page is
     # a DVC output hashed in dvc.lock): no clock time, host or absolute path.
     data_source: str = ""  # e.g. "data.waves_dir = data/sample: the embedded synthetic sample"
-    code: str = "not a git checkout"  # git content ids of the code/config, and dirtiness
+    code: str = "not a git checkout"  # git content id of the code, and dirtiness
 
 
 def _json(path: Path | None) -> dict:

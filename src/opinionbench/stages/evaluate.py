@@ -104,17 +104,18 @@ def _data_source(data: DataParams) -> str:
     return f"data.waves_dir = {data.waves_dir.as_posix()}: {what}; waves: {waves}"
 
 
-# What makes the results besides the data, named on the report page by git content id. Each is a
-# dep of the evaluate stage in dvc.yaml, so the page is remade whenever one changes (a page naming
-# code its stage does not depend on goes stale, and a fresh run's page then differs from the
-# recorded one). dvc.yaml cannot be a DVC dep, so the page does not name it: dvc.lock records it.
-CODE_PATHS = ("src/opinionbench", "params.yaml")
+# The code, named on the report page by git content id. Each path named is a dep of the evaluate
+# stage in dvc.yaml, so the page is remade whenever one changes: a page naming what its stage does
+# not depend on goes stale, and a fresh run's page then differs from the recorded one. The config
+# is not named: a dep on all of params.yaml would remake the page (and rescore) for any setting,
+# where one model's setting should rerun only its stages; dvc.lock records every stage's params
+# (and dvc.yaml, which cannot be a DVC dep).
+CODE_PATHS = ("src/opinionbench",)
 
 
 def _code_version(root: Path) -> str:
-    """The code and config as git names their content (the object ids of `src/opinionbench/` and
-    params.yaml at HEAD, `git log --find-object=ID` finds the commits), and whether they have
-    uncommitted changes. Why content ids and not a commit hash or a date: the page is a DVC output
+    """The code as git names its content (the object id of `src/opinionbench/` at HEAD, `git log
+    --find-object=ID` finds the commits), and whether it has uncommitted changes. Why content ids and not a commit hash or a date: the page is a DVC output
     whose hash dvc.lock records, so it may hold only what the same inputs reproduce. A commit hash
     changes with a commit that only records dvc.lock, and a clone or copy of the same files has
     other commits; the object ids are the same wherever the files are."""
