@@ -148,9 +148,9 @@ def test_crisp_scans_keep_the_global_threshold():
     """The committed sample (a 200-dpi scan) is not faint: its OCR takes the unchanged Otsu path."""
     from pdf2image import convert_from_path
 
-    from opinionbench.questionnaire.ocr import deskew, ink_level
+    from opinionbench.questionnaire.ocr import despeckle, deskew, ink_level
 
-    levels = [ink_level(deskew(page)) for page in convert_from_path(str(SAMPLE_PDF), dpi=200, grayscale=True)]
+    levels = [ink_level(despeckle(deskew(page))) for page in convert_from_path(str(SAMPLE_PDF), dpi=200, grayscale=True)]
     assert max(levels) <= OcrSettings().faint_ink, levels
 
 
@@ -161,7 +161,7 @@ def test_faint_low_resolution_scan_is_thresholded_locally(tmp_path, sample_sav):
     from pdf2image import convert_from_path
     from pypdf import PdfReader
 
-    from opinionbench.questionnaire.ocr import deskew, ink_level, ocr_page
+    from opinionbench.questionnaire.ocr import despeckle, deskew, ink_level, ocr_page
     from opinionbench.questionnaire.random_style import draw_style
     from opinionbench.questionnaire.render import scan_pdf
 
@@ -172,7 +172,7 @@ def test_faint_low_resolution_scan_is_thresholded_locally(tmp_path, sample_sav):
     scan_pdf(clean, scanned, seed=1020, scan=scan)
     truth = PdfReader(str(clean)).pages[0].extract_text()
     page = convert_from_path(str(scanned), dpi=200, first_page=1, last_page=1, grayscale=True)[0]
-    assert ink_level(deskew(page)) > OcrSettings().faint_ink
+    assert ink_level(despeckle(deskew(page))) > OcrSettings().faint_ink
     local = _token_recall(ocr_page(scanned, 1, OcrSettings()), truth)
     global_otsu = _token_recall(ocr_page(scanned, 1, OcrSettings(faint_ink=255)), truth)
     assert local >= 0.8 and local >= global_otsu + 0.1, (local, global_otsu)

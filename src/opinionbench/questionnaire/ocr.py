@@ -68,15 +68,27 @@ def otsu_threshold(gray) -> int:
     return int(np.argmax(weight_bg * weight_fg * (mean_bg - mean_fg) ** 2))
 
 
-def despeckle(image: PILImage) -> PILImage:
-    """A 3-pixel median filter (grayscale PIL image in and out): scan speckle gone, strokes kept."""
+@dataclass(frozen=True)
+class Despeckled:
+    """A page's grey with the scan speckle median-filtered away, and Otsu's threshold of it: the
+    binarised page (`clean_scan`), the ink level (`ink_level`) and the grey page tesseract reads
+    when the ink is faint all come from it, so each page is filtered and thresholded once."""
+
+    grey: PILImage
+    threshold: int
+
+
+def despeckle(image: PILImage) -> Despeckled:
+    """A 3-pixel median filter (scan speckle gone, strokes kept) and Otsu's threshold of the result."""
+    import numpy as np
     from PIL import ImageFilter
 
-    return image.convert("L").filter(ImageFilter.MedianFilter(3))
+    grey = image.convert("L").filter(ImageFilter.MedianFilter(3))
+    return Despeckled(grey, otsu_threshold(np.asarray(grey, dtype=np.uint8)))
 
 
-def clean_scan(image: PILImage) -> PILImage:
-    """Median-filter the speckle and binarise at Otsu's threshold (grayscale PIL image in, binary out).
+def clean_scan(page: Despeckled) -> PILImage:
+    """The despeckled page binarised at Otsu's threshold (binary grayscale PIL image out).
 
     Tesseract drops or garbles short, sparse lines (a percentage and a one-digit label) on a
     noisy scan; on a cleaned page it reads them.
@@ -84,16 +96,15 @@ def clean_scan(image: PILImage) -> PILImage:
     import numpy as np
     from PIL import Image
 
-    smooth = np.asarray(despeckle(image), dtype=np.uint8)
-    threshold = otsu_threshold(smooth)
-    return Image.fromarray(np.where(smooth > threshold, 255, 0).astype(np.uint8), mode="L")
+    smooth = np.asarray(page.grey, dtype=np.uint8)
+    return Image.fromarray(np.where(smooth > page.threshold, 255, 0).astype(np.uint8), mode="L")
 
 
 INK_PERCENTILE = 10  # the grey level this share (%) of a page's ink pixels is at least as dark as
 MAX_INK_SHARE = 0.2  # more "ink" than this share of the page: a blank page's noise split in two, not text
 
 
-def ink_level(image: PILImage) -> float:
+def ink_level(page: Despeckled) -> float:
     """How dark a page's ink is: the grey level (0 black - 255 white) of its darkest INK_PERCENTILE %
     of ink pixels (darker than Otsu's threshold, speckle median-filtered away); 0 for a page with
     no ink to speak of.
@@ -104,8 +115,8 @@ def ink_level(image: PILImage) -> float:
     `rn` runs into `m`), and tesseract loses whole lines; a local threshold keeps them thin."""
     import numpy as np
 
-    smooth = np.asarray(despeckle(image), dtype=np.uint8)
-    ink = smooth[smooth <= otsu_threshold(smooth)]
+    smooth = np.asarray(page.grey, dtype=np.uint8)
+    ink = smooth[smooth <= page.threshold]
     if ink.size == 0 or ink.size > MAX_INK_SHARE * smooth.size:
         return 0.0
     return float(np.percentile(ink, INK_PERCENTILE))
@@ -249,12 +260,14 @@ def ocr_page(pdf: Path, page: int, settings: OcrSettings) -> pd.DataFrame:
     if not images:
         raise QuestionnaireError(f"{pdf}: page {page}: poppler returned no image (truncated PDF?)")
     image = deskew(images[0]) if settings.deskew else images[0]
-    faint = settings.binarize and ink_level(image) > settings.faint_ink
-    # a faint page goes to tesseract grey (speckle filtered), which thresholds it locally; the
-    # Otsu-binarised page still finds the text columns
-    smooth = despeckle(image) if faint else None
-    image = clean_scan(image) if settings.binarize else image
-    read = smooth if smooth is not None else image
+    faint = False
+    if settings.binarize:
+        cleaned = despeckle(image)
+        # a faint page goes to tesseract grey (speckle filtered), which thresholds it locally;
+        # the Otsu-binarised page still finds the text columns
+        faint = ink_level(cleaned) > settings.faint_ink
+        image = clean_scan(cleaned)
+    read = cleaned.grey if faint else image
     frames = []
     for column, (x0, x1) in enumerate(text_columns(image, settings.dpi)):
         crop = read if (x0, x1) == (0, image.size[0]) else read.crop((x0, 0, x1, image.size[1]))
