@@ -326,7 +326,7 @@ def test_rows_regrouped_in_place_hold_their_parents_rows(smollm2):
     for parents, in_place in (([0, 0, 1, 2, 2, 2], True),  # three rows added: the room of two doubles
                               ([0, 1, 3, 3, 4, 5, 5], True),  # row 2 read by none: one of eight, it stays
                               ([0, 0, 4, 6, 6], False)):  # five of eight read by none: all gathered
-        place = rows.regroup(parents)
+        place = rows.regroup(parents, in_place=True)
         assert (place != list(range(len(parents)))) == in_place
         grown = origin + [None] * (max(place) + 1 - len(origin)) if in_place else [None] * len(parents)
         for j, parent in enumerate(parents):
@@ -339,6 +339,24 @@ def test_rows_regrouped_in_place_hold_their_parents_rows(smollm2):
             assert torch.equal(rows.mask[j], first.mask[at]) and rows.position[j] == first.position[at]
             assert torch.equal(rows.hidden[j], first.hidden[at])
         assert len(rows.position) == rows.cache.layers[0].keys.shape[0] == len(origin)
+
+
+def test_a_growing_layer_with_room_for_rows_grows_its_columns_keeping_its_rows():
+    """Columns outgrow their room while rows still have room (rows yet to be added): the filled
+    rows and columns are kept bit for bit, the new ones written after them."""
+    import torch
+
+    from opinionbench.models.hf_cache import GrowingLayer
+
+    torch.manual_seed(0)
+    keys, values = torch.randn(4, 3, 5, 8), torch.randn(4, 3, 5, 8)
+    layer = GrowingLayer(keys.clone(), values.clone(), length=5, rows=2)  # room for 2 more rows
+    new_keys, new_values = torch.randn(2, 3, 3, 8), torch.randn(2, 3, 3, 8)
+    got_keys, got_values = layer.update(new_keys, new_values)
+    assert torch.equal(got_keys, torch.cat([keys[:2], new_keys], dim=2))
+    assert torch.equal(got_values, torch.cat([values[:2], new_values], dim=2))
+    layer.append_rows([1])
+    assert torch.equal(layer.keys[2], got_keys[1]) and layer.keys.shape == (3, 3, 8, 8)
 
 
 def test_prompts_are_split_into_the_forwards_that_compute_fewest_tokens():

@@ -59,11 +59,15 @@ class GrowingLayer(DynamicLayer):
         return self.keys, self.values
 
     def _grow(self, needed: int) -> None:
-        capacity = max(needed, 2 * self._keys.shape[2])
-        keys, values = (buffer.new_empty((*buffer.shape[:2], capacity, buffer.shape[3]))
-                        for buffer in (self._keys, self._values))  # columns past `length` are written before read
-        keys[:, :, :self.length] = self.keys
-        values[:, :, :self.length] = self.values
+        self._resize(self._keys.shape[0], max(needed, 2 * self._keys.shape[2]))
+
+    def _resize(self, rows: int, columns: int) -> None:
+        """Buffers with room for `rows` rows and `columns` columns, holding the filled ones (the
+        rest is written before it is read)."""
+        keys, values = (buffer.new_empty((rows, buffer.shape[1], columns, buffer.shape[3]))
+                        for buffer in (self._keys, self._values))
+        keys[:self.rows, :, :self.length] = self.keys
+        values[:self.rows, :, :self.length] = self.values
         self._keys, self._values = keys, values
 
     def get_seq_length(self) -> int:
@@ -87,11 +91,7 @@ class GrowingLayer(DynamicLayer):
         row written straight from it (a gather would allocate and fill a temporary first)."""
         needed = self.rows + len(parents)
         if needed > self._keys.shape[0]:
-            capacity = max(needed, 2 * self._keys.shape[0])
-            keys, values = (buffer.new_empty((capacity, *buffer.shape[1:])) for buffer in (self._keys, self._values))
-            keys[:self.rows, :, :self.length] = self.keys
-            values[:self.rows, :, :self.length] = self.values
-            self._keys, self._values = keys, values
+            self._resize(max(needed, 2 * self._keys.shape[0]), self._keys.shape[2])
         start = self.rows
         for parent, run in itertools.groupby(parents):
             stop = start + len(list(run))
@@ -168,11 +168,6 @@ def stacked_cache(config: Any, caches: Sequence[Any], masks: Sequence[torch.Tens
             start += n
         layers.append(GrowingLayer(keys, values, width, rows))
     return _cache_of(config, layers)
-
-
-def appendable(cache: Any) -> bool:
-    """Whether rows can be added to `cache` by copying only them (all its layers are `GrowingLayer`s)."""
-    return all(isinstance(layer, GrowingLayer) for layer in cache.layers)
 
 
 def expanded_cache(config: Any, prefix: Any, rows: int, spare: int) -> DynamicCache:

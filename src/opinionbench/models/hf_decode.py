@@ -134,15 +134,14 @@ class _Rows:
         if self.hidden is not None:
             self.hidden = self.hidden[at]
 
-    def regroup(self, parents: list[int]) -> list[int]:
+    def regroup(self, parents: list[int], in_place: bool) -> list[int]:
         """Rows for the next step, new row j continuing row `parents[j]`, with as little copying
-        as can be: each row's first continuation stays where it is and each further one is a copy
-        of it added after the rows (one row's cache copied, not the whole batch's, as `select`
-        would); a row continued by none stays (fed a pad, read by none) until such rows are a
-        quarter of the rows, then all rows are gathered in order. Returns where each new row is."""
+        as can be (`in_place`: the cache is written in place, hf_cache.GrowingLayer): each row's
+        first continuation stays where it is and each further one is a copy of it added after the
+        rows (one row's cache copied, not the whole batch's, as `select` would); a row continued
+        by none stays (fed a pad, read by none) until `_idle_enough`, then all rows are gathered
+        in order (always, when not `in_place`). Returns where each new row is."""
         import torch
-
-        from opinionbench.models import hf_cache
 
         count = len(self.position)
         place, kept, added = [0] * len(parents), set(), []
@@ -153,7 +152,7 @@ class _Rows:
             else:
                 kept.add(parent)
                 place[j] = parent
-        if count - len(kept) >= max(1, (count + len(added)) // 4) or not hf_cache.appendable(self.cache):
+        if not in_place or _idle_enough(count - len(kept), count + len(added)):
             if parents != list(range(count)):
                 self.select(parents)
             return list(range(len(parents)))
@@ -277,7 +276,7 @@ class _Decoder:
             if not pending:
                 break
             slot, parents, fed = _next_rows(owner, slot, chosen, ended, pending)
-            place = rows.regroup(parents)
+            place = rows.regroup(parents, b.growing)
             chunks = [[b.pad_id] for _ in rows.position]  # a row no sample reads is fed a pad
             for j, token in zip(place, fed):
                 chunks[j] = [token]
@@ -426,12 +425,18 @@ def _forwards(lengths: list[int], most: int, cost: int) -> list[tuple[int, int]]
 _ROOM = 32  # spare cache columns for the steps after a batch's prompts (a growing cache doubles when full)
 
 
+def _idle_enough(idle: int, rows: int) -> bool:
+    """Whether rows no one reads any more (fed a pad meanwhile) are enough of the `rows` to be worth
+    gathering the others (a copy of their caches): a quarter of them."""
+    return idle >= max(1, rows // 4)
+
+
 def _compact(rows: _Rows, owners: list[int], pending: set[int]) -> list[int] | None:
-    """Rows whose request is done leave the batch once they are a quarter of it (leaving copies
-    the cache); until then they are fed a pad and ignored.
+    """Rows whose request is done leave the batch once `_idle_enough` (leaving copies the cache);
+    until then they are fed a pad and ignored.
     Returns the indices of the rows kept, or None when the batch is left as it is."""
     keep = [i for i, k in enumerate(owners) if k in pending]
-    if len(owners) - len(keep) < max(1, len(owners) // 4):
+    if not _idle_enough(len(owners) - len(keep), len(owners)):
         return None
     rows.select(keep)
     return keep
