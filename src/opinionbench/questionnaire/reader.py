@@ -42,8 +42,8 @@ from opinionbench.questionnaire.layout import ROUTING, fold_code, printed_code, 
 from opinionbench.questionnaire.reading.anchors import EXACT_CODE_WEIGHT, Target, anchor_scores, choose_anchors, targets
 from opinionbench.questionnaire.reading.identity import identities, item_printed, rival
 from opinionbench.questionnaire.reading.lines import (SPECK_CHARS, TextLine, content_words, is_percent, is_table_header,
-                                                      leading_noise, line_pitch, read_lines, row_text_words,
-                                                      text_words)
+                                                      line_pitch, numeric, read_lines, row_text_words, text_words,
+                                                      unmarked_words)
 from opinionbench.questionnaire.reading.options import column_choice, find_options
 from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.reading.tables import find_stem, header_labels, row_words, stem_text, table_row
@@ -120,8 +120,9 @@ def read_blocks(
             own = block is not None and _substantive(block, t, settings) and item_printed(t.item, block.wording)
             if block is None or not coded and not own:
                 empty.append((q, i))
-            elif not coded and rival(by_code[t.qcode], everyone, f"{block.wording} {_printed(lines[i])}",
-                                     block.options + block.refusal_options):  # the line as printed: code and all
+            elif not coded and rival(by_code[t.qcode], everyone,  # the anchor line as printed: code and all
+                                     f"{block.wording} {' '.join(unmarked_words(lines[i]))}",
+                                     block.options + block.refusal_options):
                 rivals.add((q, i))
             else:
                 read.append((q, i, block, stem_at, coded))
@@ -148,14 +149,6 @@ def _routings(lines: list[TextLine]) -> list[int]:
     another question's wording, which an option may, nor a printed code, which a wording may
     mention, `Insert text for VIEWCOMM and PROBSELF`, is a start as surely.)"""
     return [k for k, ln in enumerate(lines) if routing_of(ln.text)]
-
-
-def _printed(ln: TextLine) -> str:
-    """A line's words after its numbering or marker, numbers at the end included (`mention 3`)."""
-    words = list(ln.words)
-    while words and leading_noise(words[0]):
-        words = words[1:]
-    return " ".join(words)
 
 
 def _crossed(stem_at: list[int], i: int, q: int, scores: list[list[tuple[int, float, str]]], at: dict[int, int],
@@ -197,8 +190,7 @@ def _read_block(lines: list[TextLine], i: int, stop: int, t: Target, labels: lis
             item_words += content_words(ln)
             used.append(ln)
         own = set((t.item or "").split())  # a number OCR merged out of two cells (`18 56` read `1856`) is no item word
-        item_words = [w for w in item_words if w in own or not any(ch.isdigit() for ch in w)
-                      or sum(ch.isalpha() for ch in w) > 1]
+        item_words = [w for w in item_words if w in own or not numeric(w)]
         wording = f"{stem} {' '.join(item_words)}".strip()
         options, percents = _heads(heads, labels, settings), values
         kinds = list(range(len(options)))

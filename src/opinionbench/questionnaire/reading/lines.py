@@ -253,11 +253,17 @@ def leading_noise(word: str) -> bool:
                 or (is_percent(word) and any(ch.isdigit() or ch == "<" for ch in word)))
 
 
-def text_words(ln: TextLine) -> list[str]:
-    """The line's words without a leading marker or numbering, and without percentages at either end."""
+def unmarked_words(ln: TextLine) -> list[str]:
+    """The line's words after its leading marker, numbering, bullet or percentage (`leading_noise`)."""
     words = list(ln.words)
     while words and leading_noise(words[0]):
         words = words[1:]
+    return words
+
+
+def text_words(ln: TextLine) -> list[str]:
+    """The line's words without a leading marker or numbering, and without percentages at either end."""
+    words = unmarked_words(ln)
     end = len(words)  # percentages at the end, with OCR's look-alikes among them (`65 31 3 i`)
     while end and (is_percent(words[end - 1]) or len(words[end - 1]) <= 3 and set(words[end - 1]) <= NUMBERISH
                    and (len(words[end - 1]) <= 2 or any(ch.isdigit() for ch in words[end - 1]))):
@@ -269,12 +275,16 @@ def text_words(ln: TextLine) -> list[str]:
     return words[:end]
 
 
+def numeric(word: str) -> bool:
+    """A number as OCR reads a table cell or two (`8&9`, `1856`): digits, and a letter at most."""
+    return any(ch.isdigit() for ch in word) and sum(ch.isalpha() for ch in word) <= 1
+
+
 def row_text_words(ln: TextLine, keep: frozenset[str] = frozenset()) -> list[str]:
     """`text_words`, and where the line holds several numbers (a table row whose item wraps: `You or
     your 6 5 8&9 1`), without them (but those in `keep`, a wording's own): what the line says."""
     words = text_words(ln)
-    numbers = [w for w in words if any(ch.isdigit() for ch in w) and sum(ch.isalpha() for ch in w) <= 1
-               and w.strip(".,;:?!()") not in keep]
+    numbers = [w for w in words if numeric(w) and w.strip(".,;:?!()") not in keep]
     return [w for w in words if w not in numbers] if len(numbers) >= 2 else words
 
 
