@@ -81,14 +81,14 @@ def _constrained_json(backend, request: GenerationRequest) -> str:
     ids = backend.encode(request.prompt)
     past = backend.body(input_ids=torch.tensor([ids]), use_cache=True).past_key_values
     backend.count_tokens(len(ids))
-    chunk = next(program)
+    chunk = next(program).tokens  # no guesses: every choice is read after the last token fed
     while True:
         out = backend.body(input_ids=torch.tensor([chunk]), past_key_values=past, use_cache=True)
         past = out.past_key_values
         logits = backend.head(out.last_hidden_state[:, -1])[0]
         backend.count_tokens(len(chunk))
         try:
-            chunk = program.send(lambda token_ids, logits=logits: int(torch.argmax(logits[token_ids])))
+            chunk = program.send(lambda token_ids, back=0, logits=logits: int(torch.argmax(logits[token_ids]))).tokens
         except StopIteration as done:
             return done.value
 

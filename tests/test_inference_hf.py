@@ -282,6 +282,58 @@ def test_attention_on_the_cache_own_key_value_heads_gives_the_repeated_heads_num
     assert torch.equal(hidden(True), hidden(False))
 
 
+def test_tokens_taken_back_leave_a_row_as_if_they_were_never_fed(smollm2, sample, two_qkeys):
+    """A verbalized row fed a guessed `0.` that the model does not choose takes it back
+    (`_Rows.retract`): what it computes next is what it computes had it never been fed the guess,
+    to float rounding, whether or not the other rows of its batch were fed a guess."""
+    import torch
+
+    from opinionbench.models import hf_decode
+
+    prompts = [r.prompt for r in _generation_requests(sample, two_qkeys)][:6]
+    encoded = [smollm2.encode(p) for p in prompts]
+    key, guess, then = (smollm2.tokenizer(t, add_special_tokens=False)["input_ids"] for t in ('{"A": ', "0.", "1.00"))
+    guessed = [i % 2 == 0 for i in range(len(prompts))]  # every other row is fed the guess
+
+    def after(taken_back: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            decoder = hf_decode._Decoder(smollm2, hf_decode._SharedPrefixes(smollm2, prompts, encoded))
+            rows = decoder._start(list(range(len(prompts))), [key + guess if taken_back and g else key for g in guessed])
+            for i, g in enumerate(guessed):
+                if taken_back and g:
+                    rows.retract(i, len(guess))
+            decoder._feed(rows, [then for _ in prompts], last=2)
+            return rows.hidden, rows.position
+
+    (hidden, position), (plain_hidden, plain_position) = after(True), after(False)
+    assert torch.equal(position, plain_position)
+    torch.testing.assert_close(hidden, plain_hidden, rtol=1e-4, atol=1e-4)
+    assert not torch.equal(hidden, torch.zeros_like(hidden))
+
+
+def test_the_fast_draw_is_torch_multinomials_draw():
+    """`hf_decode._draw` picks what `torch.multinomial(probs, 1)` picks from the same generator and
+    leaves it in the same state, on peaked, flat, one-hot and zero-holding rows and on a
+    [n, vocab] shape of every size the sampled requests use, so seeded samples stay as they were."""
+    import torch
+
+    from opinionbench.models.hf_decode import _draw, _exponentials_match
+
+    assert _exponentials_match()
+    logits = torch.randn(8, 49152, generator=torch.Generator().manual_seed(3))
+    cases = [torch.softmax(logits * t, dim=-1) for t in (0.1, 1.0, 6.0)]
+    one_hot = torch.zeros(3, 50)
+    one_hot[torch.arange(3), torch.tensor([0, 17, 49])] = 1.0
+    zeros = torch.softmax(torch.randn(5, 1000), dim=-1)
+    zeros[:, ::3] = 0.0
+    cases += [one_hot, zeros, cases[1][:1]]
+    for seed, probs in enumerate(cases):
+        ours, theirs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        for _ in range(20):
+            assert torch.equal(_draw(probs, ours), torch.multinomial(probs, 1, generator=theirs).squeeze(1))
+        assert torch.equal(ours.get_state(), theirs.get_state())
+
+
 def test_samples_with_the_same_tokens_so_far_are_decoded_on_one_row():
     """A sampled request's n samples share a row while their tokens agree: the next step runs one
     row per distinct (row, token), and an ended sample reads a row of its request (its draw is

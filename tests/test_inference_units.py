@@ -134,24 +134,58 @@ def _chars(text: str, add_special_tokens: bool = False) -> dict:
     return {"input_ids": [ord(c) for c in text]}
 
 
+def _follow(program, choices: str) -> tuple[str, str, list[tuple[int, int]]]:
+    """Drive a grammar program, the model choosing `choices` in turn, one per read; returns the
+    reply, the text a row holds after every feed (each feed's retracted tokens taken off first)
+    and, per send, (tokens retracted by the feed that answered it, how far back each read looked)."""
+    held = list(next(program).tokens)
+    picks = iter(choices)
+    sends: list[tuple[int, list[int]]] = []
+
+    def best(ids: list[int], back: int = 0) -> int:
+        sends[-1][1].append(back)
+        return [chr(i) for i in ids].index(next(picks))
+
+    while True:
+        sends.append((0, []))
+        try:
+            feed = program.send(best)
+        except StopIteration as done:
+            return done.value, "".join(chr(t) for t in held), sends
+        sends[-1] = (feed.retract, sends[-1][1])
+        held = held[:len(held) - feed.retract] + feed.tokens
+
+
+DIGIT_IDS = {c: ord(c) for c in "0123456789."}
+
+
 def test_the_grammar_forces_the_structure_and_lets_the_model_choose_each_digit():
     from opinionbench.elicit.verbalized import schema
 
     assert schema_letters(schema(2)) == ["A", "B"]
     assert schema_letters({"type": "object", "properties": {"A": {"type": "string"}}, "required": ["A"]}) is None
     assert schema_letters(None) is None
-    program = json_program(["A", "B"], _chars, {c: ord(c) for c in "0123456789."})
-    fed = [next(program)]
-    choices = iter("0251")  # A: first digit 0, then 2, then 5; B: first digit 1 (then .00 is forced)
-    try:
-        while True:
-            want = next(choices)
-            fed.append(program.send(lambda ids: [chr(i) for i in ids].index(want)))
-    except StopIteration as done:
-        text = done.value
-    assert text == '{"A": 0.25, "B": 1.00}'
-    assert "".join(chr(t) for chunk in fed for t in chunk) == '{"A": 0.25, "B": '  # what was fed, in order
-    np.testing.assert_allclose(parse_distribution(text, 2), [0.2, 0.8])
+    # A: first digit 0, then 2, then 5; B: first digit 1 (then .00 is forced); C: 0, 0, 7
+    text, held, sends = _follow(json_program(["A", "B", "C"], _chars, DIGIT_IDS), "0251007")
+    assert text == '{"A": 0.25, "B": 1.00, "C": 0.07}'
+    assert held == '{"A": 0.25, "B": 1.00, "C": 0.0'  # what was fed, in order (the last digit is not)
+    assert sends == [(0, [0])] * 7  # one read per feed, after its last token; nothing taken back
+    np.testing.assert_allclose(parse_distribution(text, 3), [0.25 / 1.32, 1 / 1.32, 0.07 / 1.32])
+
+
+def test_a_guessed_zero_is_read_from_the_same_feed_and_taken_back_when_it_misses():
+    """With `guess`, each key is fed with `0.`: the first digit is read two tokens back and the
+    tenths after the guess from that same feed (one feed fewer per number); when the first digit is
+    1 the next feed takes the guess back. The reply and what a row ends up holding are the same."""
+    program = json_program(["A", "B", "C"], _chars, DIGIT_IDS, guess=True)
+    text, held, sends = _follow(program, "0251007")
+    assert text == '{"A": 0.25, "B": 1.00, "C": 0.07}'
+    assert held == _follow(json_program(["A", "B", "C"], _chars, DIGIT_IDS), "0251007")[1]
+    # A: 0 two back and 2 after the guess from one feed, then 5; B: 1 two back (the guess missed:
+    # taken back by the feed with C's key); C: 0 and 0 from one feed, then 7. Five feeds, not seven.
+    assert sends == [(0, [2, 0]), (0, [0]), (2, [2]), (0, [2, 0]), (0, [0])]
+    first = json_program(["A"], _chars, DIGIT_IDS, guess=True)
+    assert "".join(chr(t) for t in next(first).tokens) == '{"A": 0.'
 
 
 # --- sequence parsers ------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import Field, field_validator
 
 from opinionbench.io import DataPath
-from opinionbench.models import backends, hf_decode
+from opinionbench.models import backends, cpu_allocator, hf_decode
 from opinionbench.models.base import Backend, BackendSettings, Failure, GenerationRequest, ModelError, NextToken, Prompt
 from opinionbench.models.hf_weights import resolve_model
 from opinionbench.models.json_grammar import digit_ids
@@ -118,6 +118,8 @@ class HFBackend(Backend):
         if settings.threads:
             torch.set_num_threads(settings.threads)
         self.device = resolve_device(settings.device)
+        if self.device == "cpu":
+            cpu_allocator.keep_freed_memory()  # activations reused, not faulted in each forward
         dtype = resolve_dtype(settings.dtype, self.device)
         source, self.model_id, self.revision = resolve_model(model, Path(settings.cache_dir), revision)
         hub_revision = revision if source == model else None

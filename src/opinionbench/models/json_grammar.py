@@ -15,13 +15,22 @@ would still leave that decoding loop to write, and a dependency to carry.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 DIGITS = "0123456789."
 
-# What the program is sent after each chunk: a function that, given some token ids, returns
-# the index of the one the model scores highest after that chunk (the first one on a tie).
-Best = Callable[[list[int]], int]
+# What the program is sent after each feed: a function that, given some token ids, returns the
+# index of the one the model scores highest after the feed's last token, or after the token
+# `back` places before it (the first one on a tie).
+Best = Callable[..., int]
+
+
+class Feed(NamedTuple):
+    """What a row is fed next: first take back the last `retract` tokens it was fed (a guess that
+    missed), then feed `tokens`."""
+
+    tokens: list[int]
+    retract: int = 0
 
 
 class Tokenizer(Protocol):
@@ -46,22 +55,30 @@ def digit_ids(tokenizer: Tokenizer) -> dict[str, int] | None:
     return {c: t[0] for c, t in ids.items()} if all(len(t) == 1 for t in ids.values()) else None
 
 
-def json_program(letters: list[str], tokenizer: Tokenizer, digit: dict[str, int]) -> Generator[list[int], Best, str]:
-    """The grammar for one row, as a coroutine the decoders drive: it yields the tokens to feed
-    next and is sent a `Best` function for the model's scores after them; it returns the reply."""
+def json_program(letters: list[str], tokenizer: Tokenizer, digit: dict[str, int],
+                 guess: bool = False) -> Generator[Feed, Best, str]:
+    """The grammar for one row, as a coroutine the decoders drive: it yields what to feed next and
+    is sent a `Best` function for the model's scores after it; it returns the reply.
 
-    def choose(best: Best, options: str) -> str:
-        return options[best([digit[c] for c in options])]
+    `guess`: feed `0.` with each key, as if the model will choose 0 (it almost always does): the
+    first digit is then read two tokens back and the tenths digit after the guess, from the
+    same forward, so a number takes two forwards instead of three. When the model chooses 1 the
+    guess is taken back (`Feed.retract`) with the next feed; the reply is the same either way."""
 
-    text, pending = "", []
+    def choose(best: Best, options: str, back: int = 0) -> str:
+        return options[best([digit[c] for c in options], back)]
+
+    guessed = [digit["0"], digit["."]] if guess else []
+    text, pending, retract = "", [], 0
     for j, letter in enumerate(letters):
         forced = ("{" if j == 0 else ", ") + f'"{letter}": '
-        best = yield pending + tokenizer(forced, add_special_tokens=False)["input_ids"]
-        if choose(best, "01") == "1":
-            number, pending = "1.00", [digit["1"], digit["."], digit["0"], digit["0"]]
+        best = yield Feed(pending + tokenizer(forced, add_special_tokens=False)["input_ids"] + guessed, retract)
+        retract = 0
+        if choose(best, "01", back=len(guessed)) == "1":
+            number, pending, retract = "1.00", [digit["1"], digit["."], digit["0"], digit["0"]], len(guessed)
         else:
-            tenth = choose((yield [digit["0"], digit["."]]), "0123456789")
-            hundredth = choose((yield [digit[tenth]]), "0123456789")
+            tenth = choose(best if guess else (yield Feed([digit["0"], digit["."]])), "0123456789")
+            hundredth = choose((yield Feed([digit[tenth]])), "0123456789")
             number, pending = f"0.{tenth}{hundredth}", [digit[hundredth]]
         text += forced + number
     return text + "}"
