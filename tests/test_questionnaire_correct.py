@@ -43,6 +43,15 @@ def test_align_text_fixes_ocr_errors_and_keeps_questionnaire_only_text():
     assert align_text("Do you [approve/disapprove] of it", "Do you of it")[0] == "Do you [approve/disapprove] of it"
 
 
+def test_a_number_read_with_look_alikes_is_the_codebooks_number():
+    """A number whose digits OCR read as letters (`lSq` for 159, `Sq` for 59) is the codebook's
+    number, with 1 and 0 among its digits too: both sides are folded alike (one table of look-alikes,
+    `text.fold_digits`, serves the reader and this correction; `q` reads as 9); other words stay."""
+    assert align_text("for lSq years", "for 159 years")[0] == "for 159 years"
+    assert align_text("about Sq percent", "about 59 percent")[0] == "about 59 percent"
+    assert align_text("for ten years", "for 15 years")[0] == "for ten years"
+
+
 def test_read_questionnaire_matches_the_codebook_after_correction(corrected, wave):
     assert {"qcode", "question", "options", "page", "confidence", "source"} <= set(corrected.columns)
     truth = wave.questions.set_index("qcode")

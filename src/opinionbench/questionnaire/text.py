@@ -13,6 +13,21 @@ from rapidfuzz.distance import Levenshtein
 _CONFUSABLE = str.maketrans({"1": "l", "|": "l", "]": "l", "[": "l", "!": "l", "i": "l", "I": "l", "j": "l",
                              "0": "o", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "...", "—": "-", "–": "-"})
 
+# letters and marks OCR reads for a digit, read as that digit (None: a mark dropped, `3°9` 39)
+_DIGIT_LOOKALIKES = str.maketrans({"§": "5", "S": "5", "s": "5", "O": "0", "o": "0", "l": "1", "I": "1", "|": "1",
+                                   "i": "1", "Z": "2", "z": "2", "B": "8", "G": "6", "g": "9", "q": "9", "°": None,
+                                   "*": None, "'": None, "\"": None})
+
+
+def fold_digits(text: str) -> str:
+    """`text` with OCR's look-alikes of digits read as the digits (`S` 5, `l0` 10, `3°9` 39)."""
+    return text.translate(_DIGIT_LOOKALIKES)
+
+
+def looks_numeric(text: str) -> bool:
+    """Whether `text` has no letters once OCR's look-alikes of digits are read as digits (`l0`, `S`)."""
+    return not any(ch.isalpha() for ch in fold_digits(text))
+
 
 def ocr_fold(text: str) -> str:
     """`text` with the characters OCR confuses folded to one representative, lower-cased."""

@@ -17,7 +17,7 @@ from rapidfuzz.distance import Levenshtein
 from opinionbench.questionnaire.correct import corrections
 from opinionbench.questionnaire.correct.base import Correction, Hint
 from opinionbench.questionnaire.segment import Block
-from opinionbench.questionnaire.text import merged_opcodes, ocr_fold
+from opinionbench.questionnaire.text import fold_digits, looks_numeric, merged_opcodes, ocr_fold
 
 if TYPE_CHECKING:
     from opinionbench.questionnaire.correct.settings import CorrectionParams
@@ -32,15 +32,12 @@ def _squash(words: list[str]) -> str:
     return ocr_fold("".join(words))
 
 
-# letters OCR reads for a digit: `S years` for `5 years`, `l0` for `10`
-_DIGIT_LOOKALIKES = str.maketrans({"s": "5", "o": "0", "q": "0", "l": "1", "z": "2", "b": "8", "g": "9", "§": "5"})
-
-
 def _misread(ocr: str, truth: str) -> bool:
     """One or two characters misread in a word of the same length (`tite` for `life`), or one in a
     short word, or a number read with letters for its digits (`S` for `5`)."""
     distance = Levenshtein.distance(ocr, truth)
-    digit_lookalike = any(ch.isdigit() for ch in truth) and ocr.translate(_DIGIT_LOOKALIKES) == truth
+    # both sides come folded (`ocr_fold`: 1 and 0 as l and o), so the digits read are folded alike
+    digit_lookalike = any(ch.isdigit() for ch in truth) and ocr_fold(fold_digits(ocr)) == truth
     return (len(truth) >= 2 and distance <= 1) or (len(ocr) == len(truth) >= 4 and distance <= 2) or digit_lookalike
 
 
@@ -66,8 +63,7 @@ def _scale_point(ocr: str, truth: str) -> bool:
     if not truth.strip().strip("()").isdigit():
         return False
     ocr = ocr.strip()
-    numeric = not any(ch.isalpha() for ch in ocr if ch not in "lIOoSsZzBG")
-    return numeric and (len(ocr) <= 3 or truth.strip("()") in ocr) or len(ocr) <= SCALE_POINT_MAX_CHARS
+    return looks_numeric(ocr) and (len(ocr) <= 3 or truth.strip("()") in ocr) or len(ocr) <= SCALE_POINT_MAX_CHARS
 
 
 def _cut_short(ocr: str, truth: str) -> bool:

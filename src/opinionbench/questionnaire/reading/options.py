@@ -13,7 +13,7 @@ from opinionbench.questionnaire.reading.lines import (BULLET, MARKER, SPECK, SPE
                                                       is_percent, leading_noise)
 from opinionbench.questionnaire.reading.settings import ReaderSettings
 from opinionbench.questionnaire.segment import parse_percent
-from opinionbench.questionnaire.text import ocr_fold
+from opinionbench.questionnaire.text import fold_digits, ocr_fold
 
 DROPPED_WORD_PENALTY = 25.0
 BULLET_CHARS = "•*«»·°©®¢+~\u25a1\u2610 "  # a bullet or box OCR glued to a label's first word
@@ -55,14 +55,9 @@ def label_match(label: str, lines: list[TextLine], j: int, settings: ReaderSetti
     return best
 
 
-_DIGIT_LOOKALIKES = str.maketrans({"§": "5", "S": "5", "s": "5", "O": "0", "o": "0", "l": "1", "I": "1", "|": "1",
-                                   "i": "1", "Z": "2", "z": "2", "B": "8", "G": "6", "g": "9", "q": "9", "°": None,
-                                   "*": None, "'": None, "\"": None})
-
-
 def digits(word: str) -> str:
     """A word read where a number is expected, with OCR's look-alikes folded (`§` 5, `O` 0, `3°9` 39)."""
-    return word.strip(".)").translate(_DIGIT_LOOKALIKES)
+    return fold_digits(word.strip(".)"))
 
 
 def split_number_label(word: str, label: str) -> str | None:
