@@ -167,7 +167,6 @@ class _Rows:
                 self.hidden = torch.cat([self.hidden, self.hidden[at]])
         return place
 
-
     def retract(self, i: int, n: int) -> None:
         """Take back row i's last n tokens (a guess that missed): their columns are masked out and
         its positions count on from before them, as if they were never fed. They are the row's

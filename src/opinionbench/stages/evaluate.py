@@ -115,10 +115,11 @@ CODE_PATHS = ("src/opinionbench",)
 
 def _code_version(root: Path) -> str:
     """The code as git names its content (the object id of `src/opinionbench/` at HEAD, `git log
-    --find-object=ID` finds the commits), and whether it has uncommitted changes. Why content ids and not a commit hash or a date: the page is a DVC output
-    whose hash dvc.lock records, so it may hold only what the same inputs reproduce. A commit hash
-    changes with a commit that only records dvc.lock, and a clone or copy of the same files has
-    other commits; the object ids are the same wherever the files are."""
+    --find-object=ID` finds the commits), and whether it has uncommitted changes. Why content ids
+    and not a commit hash or a date: the page is a DVC output whose hash dvc.lock records, so it
+    may hold only what the same inputs reproduce. A commit hash changes with a commit that only
+    records dvc.lock, and a clone or copy of the same files has other commits; the object ids are
+    the same wherever the files are."""
     from functools import partial
 
     from opinionbench.tracking.lineage import git_output
