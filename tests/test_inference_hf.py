@@ -311,6 +311,65 @@ def test_tokens_taken_back_leave_a_row_as_if_they_were_never_fed(smollm2, sample
     assert not torch.equal(hidden, torch.zeros_like(hidden))
 
 
+def test_a_packed_forward_gives_each_set_of_rows_what_it_gets_alone(smollm2, sample, two_qkeys):
+    """hf_packed.forward runs several sets of rows, each with its own cache and padded layout, as
+    one forward (a decoding step of chunks of three widths beside prompts still starting): each
+    set's kept hidden states (the last layer run on those alone) and each layer's cache are what
+    a forward of that set alone gives, to float rounding."""
+    import torch
+
+    from opinionbench.models import hf_decode, hf_packed
+
+    prompts = [r.prompt for r in _generation_requests(sample, two_qkeys)][:8]
+    encoded = [smollm2.encode(p) for p in prompts]
+    steps = [[smollm2.pad_id] * (1 + i % 3) for i in range(4)]
+
+    def run(packed: bool):
+        with torch.inference_mode():
+            decoder = hf_decode._Decoder(smollm2, hf_decode._SharedPrefixes(smollm2, prompts, encoded))
+            decoder.packed = packed
+            started = decoder._prompt_rows([0, 1, 2, 3], [decoder.prefixes.suffix(i) for i in range(4)])
+            decoder._feed_parts([(started, [decoder.prefixes.suffix(i) for i in range(4)])], last=3)
+            starting = decoder._prompt_rows([4, 5, 6, 7], [decoder.prefixes.suffix(i) for i in range(4, 8)])
+            decoder._feed_parts([(started, steps), (starting, [decoder.prefixes.suffix(i) for i in range(4, 8)])],
+                                last=3)
+            return started, starting
+
+    assert smollm2.growing and hf_packed.packable(smollm2.model)
+    for alone, together in zip(run(False), run(True)):
+        torch.testing.assert_close(together.hidden, alone.hidden, rtol=1e-4, atol=1e-4)
+        assert torch.equal(together.position, alone.position) and torch.equal(together.mask, alone.mask)
+        for layer in (0, -1):
+            torch.testing.assert_close(together.cache.layers[layer].keys, alone.cache.layers[layer].keys,
+                                       rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(together.cache.layers[layer].values, alone.cache.layers[layer].values,
+                                       rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_attention_is_torch_softmax_attention():
+    """hf_packed.grouped_attention (each key/value head's query heads as one matmul) gives torch's
+    SDPA numbers to float rounding, under a padding-and-causal mask; a query that sees nothing
+    (a left pad with no prefix) comes out finite instead of NaN."""
+    import torch
+
+    from opinionbench.models.hf_packed import additive, grouped_attention
+
+    gen = torch.Generator().manual_seed(0)
+    rows, heads, kv_heads, width, columns, dim = 3, 9, 3, 5, 12, 64
+    q = torch.randn(rows, heads, width, dim, generator=gen)
+    k, v = (torch.randn(rows, kv_heads, columns, dim, generator=gen) for _ in range(2))
+    seen = torch.ones(rows, columns, dtype=torch.bool)
+    seen[1, :9] = False  # row 1: no prefix and 2 left pads, so its first query sees nothing
+    causal = torch.arange(columns) <= torch.arange(columns - width, columns).unsqueeze(1)
+    mask = seen[:, None, None, :] & causal
+    out = grouped_attention(q, k, v, additive(mask), dim ** -0.5)  # [rows, width, heads, dim]
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    sees = mask.any(-1).squeeze(1)  # [rows, width]
+    torch.testing.assert_close(out.transpose(1, 2)[sees.unsqueeze(1).expand(-1, heads, -1)],
+                               expected[sees.unsqueeze(1).expand(-1, heads, -1)], rtol=1e-5, atol=1e-5)
+    assert not sees.all() and torch.isfinite(out).all()
+
+
 _HEAP_PROBE = """
 import ctypes, sys
 if sys.argv[1] == "keep":
