@@ -181,11 +181,27 @@ def test_a_guessed_zero_is_read_from_the_same_feed_and_taken_back_when_it_misses
     text, held, sends = _follow(program, "0251007")
     assert text == '{"A": 0.25, "B": 1.00, "C": 0.07}'
     assert held == _follow(json_program(["A", "B", "C"], _chars, DIGIT_IDS), "0251007")[1]
-    # A: 0 two back and 2 after the guess from one feed, then 5; B: 1 two back (the guess missed:
-    # taken back by the feed with C's key); C: 0 and 0 from one feed, then 7. Five feeds, not seven.
-    assert sends == [(0, [2, 0]), (0, [0]), (2, [2]), (0, [2, 0]), (0, [0])]
+    # A: 0 two back and 2 after the guess from one feed, then 5; B (fed `0.2`, A's tenths guessed
+    # again): 1 three back, the guess missed and is taken back, all three tokens, by the feed with
+    # C's key; C (fed `0.0`, 1.00's tenths): 0, 0 and 7 from one feed. Four feeds, not seven.
+    assert sends == [(0, [2, 0]), (0, [0]), (3, [3]), (0, [3, 1, 0])]
     first = json_program(["A"], _chars, DIGIT_IDS, guess=True)
     assert "".join(chr(t) for t in next(first).tokens) == '{"A": 0.'
+
+
+def test_the_tenths_before_are_guessed_again_and_only_they_are_taken_back_when_they_differ():
+    """After the first number the guess goes on with the tenths digit of the number before: when
+    it holds, the hundredths come from the same feed (one feed a number); when the model chooses
+    other tenths only that digit is taken back. Replies and what a row holds equal the plain
+    program's."""
+    for choices, letters, reply, expected in [
+        ("025025026", ["A", "B", "C"], '{"A": 0.25, "B": 0.25, "C": 0.26}',
+         [(0, [2, 0]), (0, [0]), (0, [3, 1, 0]), (0, [3, 1, 0])]),
+        ("025035", ["A", "B"], '{"A": 0.25, "B": 0.35}', [(0, [2, 0]), (0, [0]), (1, [3, 1]), (0, [0])]),
+    ]:
+        text, held, sends = _follow(json_program(letters, _chars, DIGIT_IDS, guess=True), choices)
+        assert text == reply and sends == expected
+        assert held == _follow(json_program(letters, _chars, DIGIT_IDS), choices)[1]
 
 
 # --- sequence parsers ------------------------------------------------------------------------------

@@ -233,10 +233,11 @@ class _Decoder:
 
     def constrained(self, requests: list[GenerationRequest], batch: list[int]) -> list[str]:
         """Verbalized JSON replies of a batch: every row follows its own `json_program` and only the
-        digit rows of the LM head are applied. Each key is fed with a guessed `0.`
-        (`json_program(guess=True)`): the digits before and after it are read from the same
-        forward (the hidden states of a feed's last `_READ_BACK` tokens are kept); a row whose guess
-        missed masks those two columns out (`_Rows.retract`).
+        digit rows of the LM head are applied. Each key is fed with a guessed `0.`, and after the
+        first number the tenths digit of the number before (`json_program(guess=True)`): the
+        digits before and after the guess are read from the same forward (the hidden states of a
+        feed's last `_READ_BACK` tokens are kept); a row whose guess missed masks those columns
+        out (`_Rows.retract`).
 
         The batch's prompts run in groups (`_prompt_forwards`), the longest first; each group's rows
         (a "cohort": their own cache, chunks left-padded among them) start decoding at the next
@@ -573,7 +574,7 @@ def _together(groups: list[tuple[int, int]], tokens: list[int], most: int) -> li
 # of 8k tokens are ~50 MB a [tokens, 1536] tensor for SmolLM2, several times that for larger models.
 _PACKED_TOKENS = 8192
 
-_READ_BACK = 3  # hidden states kept per row in `constrained`: a guessed `0.` and the token before it
+_READ_BACK = 4  # hidden states kept per row in `constrained`: a guessed `0.` and tenths, and the token before
 
 _ROOM = 32  # spare cache columns for the steps after a batch's prompts (a growing cache doubles when full)
 
