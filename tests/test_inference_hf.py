@@ -346,13 +346,13 @@ def test_a_packed_forward_gives_each_set_of_rows_what_it_gets_alone(smollm2, sam
                                        rtol=1e-4, atol=1e-4)
 
 
-def test_grouped_attention_is_torch_softmax_attention():
-    """hf_packed.grouped_attention (each key/value head's query heads as one matmul) gives torch's
+def test_matmul_attention_is_torch_softmax_attention():
+    """hf_packed.matmul_attention (each key/value head's query heads as one matmul) gives torch's
     SDPA numbers to float rounding, under a padding-and-causal mask; a query that sees nothing
     (a left pad with no prefix) comes out finite instead of NaN."""
     import torch
 
-    from opinionbench.models.hf_packed import additive, grouped_attention
+    from opinionbench.models.hf_packed import additive, matmul_attention
 
     gen = torch.Generator().manual_seed(0)
     rows, heads, kv_heads, width, columns, dim = 3, 9, 3, 5, 12, 64
@@ -362,7 +362,7 @@ def test_grouped_attention_is_torch_softmax_attention():
     seen[1, :9] = False  # row 1: no prefix and 2 left pads, so its first query sees nothing
     causal = torch.arange(columns) <= torch.arange(columns - width, columns).unsqueeze(1)
     mask = seen[:, None, None, :] & causal
-    out = grouped_attention(q, k, v, additive(mask), dim ** -0.5)  # [rows, width, heads, dim]
+    out = matmul_attention(q, k, v, additive(mask), dim ** -0.5)  # [rows, width, heads, dim]
     expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
     sees = mask.any(-1).squeeze(1)  # [rows, width]
     torch.testing.assert_close(out.transpose(1, 2)[sees.unsqueeze(1).expand(-1, heads, -1)],

@@ -18,7 +18,7 @@ MLP) runs on it unchanged. The cache the layers see (`_PartsCache`) writes each 
 and values into that part's cache and hands all parts' keys on; the attention step
 (`_parts_attention`, registered in transformers' `AttentionInterface` and selected for the
 duration of the forward) cuts the queries back into parts and attends each part over its own
-cache, on the CPU as two batched matmuls (`grouped_attention`, faster there than torch's SDPA
+cache, on the CPU as two batched matmuls (`matmul_attention`, faster there than torch's SDPA
 kernel for these short rows), elsewhere with transformers' SDPA function. Where only each row's
 last few hidden states are read, the last layer's query and output projections and MLP run on
 those alone (`_only_at`): the cache needs every layer's keys and values, not its outputs.
@@ -98,14 +98,14 @@ def _parts_attention(module: Any, query: torch.Tensor, key: Any, value: Any, att
     for q, k, v, mask, (rows, width) in zip(_split(query, key.shapes), key.tensors, value.tensors, key.masks,
                                             key.shapes):
         if q.device.type == "cpu":
-            out = grouped_attention(q, k, v, mask, kwargs.get("scaling") or q.shape[-1] ** -0.5)
+            out = matmul_attention(q, k, v, mask, kwargs.get("scaling") or q.shape[-1] ** -0.5)
         else:
             out, _ = sdpa_attention_forward(module, q, k, v, mask, **kwargs)  # [rows, width, heads, dim]
         outs.append(out.reshape(rows * width, *out.shape[2:]))
     return torch.cat(outs).unsqueeze(0), None
 
 
-def grouped_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor,
+def matmul_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor,
                       scaling: float) -> torch.Tensor:
     """Softmax attention as two batched matmuls, each key/value head with its group of query heads
     stacked as one matrix ([rows, heads, width, dim] queries, [rows, kv heads, columns, dim] keys and
@@ -196,7 +196,7 @@ def _only_at(body: Any, index: torch.Tensor | None) -> Iterator[None]:
 
 
 def additive(mask: torch.Tensor) -> torch.Tensor:
-    """A [rows, 1, width, columns] boolean mask as `grouped_attention` adds it, made once a forward
+    """A [rows, 1, width, columns] boolean mask as `matmul_attention` adds it, made once a forward
     rather than once a layer: 0 where seen, -inf where not, [rows, 1, 1, width, columns]. A query
     that sees no column (a pad with nothing before it) sees all of them instead, so its (unread)
     output stays finite."""

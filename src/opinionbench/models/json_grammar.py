@@ -82,16 +82,13 @@ def json_program(letters: list[str], tokenizer: Tokenizer, digit: dict[str, int]
         if choose(best, "01", back=len(guessed)) == "1":
             number, pending, retract = "1.00", [digit["1"], digit["."], digit["0"], digit["0"]], len(guessed)
             previous = "0"
-            text += forced + number
-            continue
-        if guess:
-            tenth = choose(best, "0123456789", back=len(guessed) - 2)
         else:
-            tenth = choose((yield Feed([digit["0"], digit["."]])), "0123456789")
-        if len(guessed) == 3 and tenth == previous:  # the guessed tenths digit held: its hundredths are read too
-            hundredth = choose(best, "0123456789")
-        else:
-            hundredth = choose((yield Feed([digit[tenth]], max(0, len(guessed) - 2))), "0123456789")
-        number, pending, previous = f"0.{tenth}{hundredth}", [digit[hundredth]], tenth
+            tenth = choose(best if guess else (yield Feed([digit["0"], digit["."]])), "0123456789",
+                           back=max(0, len(guessed) - 2))
+            if len(guessed) == 3 and tenth == previous:  # the guessed tenths held: the hundredths are read too
+                hundredth = choose(best, "0123456789")
+            else:
+                hundredth = choose((yield Feed([digit[tenth]], max(0, len(guessed) - 2))), "0123456789")
+            number, pending, previous = f"0.{tenth}{hundredth}", [digit[hundredth]], tenth
         text += forced + number
     return text + "}"
